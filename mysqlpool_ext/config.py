@@ -1,0 +1,343 @@
+"""Options: validated once, at construction, so the hot path never re-checks them.
+
+Three sources feed a pool: keyword arguments, a ``mysql://`` URL and the environment
+(``MYSQLPOOL_URL`` / ``DATABASE_URL``). All of them end up in :func:`build_options`, which splits
+pool options from connection options, rejects unknown names with a suggestion (a typo such as
+``max_sise=`` must not silently vanish into ``**kwargs``) and checks every value. Messages name the
+option and, for secrets, never echo the value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import os
+import ssl as _ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import pymysql
+import pymysql.charset
+import pymysql.cursors
+
+from .errors import ConfigError
+
+__all__ = ["PoolOptions", "build_options", "parse_url", "redact_url", "url_from_env"]
+
+#: Names ``pymysql.connect`` accepts, read from its signature so new PyMySQL options just work.
+CONNECT_PARAMS: frozenset[str] = frozenset(
+    name
+    for name, p in inspect.signature(pymysql.connections.Connection.__init__).parameters.items()
+    if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+)
+
+RESET_POLICIES = ("rollback", "session", None)
+CHECK_POLICIES = ("ping", None)
+
+#: Default lifetime: well below MySQL's default ``wait_timeout`` (8 h) and below the
+#: 30-60 min idle cut-offs of most load balancers and proxies (HikariCP uses 30 min too).
+DEFAULT_MAX_LIFETIME = 1800.0
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """The pool's own options, normalised. ``connect_kwargs`` go to ``pymysql.connect``."""
+
+    size: int = 5
+    max_size: int = 5
+    timeout: float = 30.0
+    max_lifetime: float | None = DEFAULT_MAX_LIFETIME
+    max_idle: float | None = 600.0
+    check: Callable[[Any], None] | str | None = "ping"
+    check_window: float = 0.5
+    reset: str | None = "rollback"
+    name: str | None = None
+    lazy: bool = False
+    leak_timeout: float | None = None
+    reconnect_backoff_max: float = 1.0
+    connect_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+POOL_OPTION_NAMES: frozenset[str] = frozenset(
+    f for f in PoolOptions.__dataclass_fields__ if f != "connect_kwargs"
+)
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, sorted(POOL_OPTION_NAMES | CONNECT_PARAMS), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _number(
+    key: str,
+    value: Any,
+    *,
+    minimum: float = 0.0,
+    allow_zero: bool = True,
+    allow_none: bool = False,
+) -> float | None:
+    if value is None:
+        if allow_none:
+            return None
+        raise ConfigError(f"option {key!r} must be a number of seconds, not None")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"option {key!r} must be a number, got {type(value).__name__}")
+    if math.isnan(value) or math.isinf(value):
+        raise ConfigError(f"option {key!r} must be a finite number, got {value!r}")
+    if value < minimum or (not allow_zero and value == 0):
+        bound = f"> {minimum:g}" if not allow_zero else f">= {minimum:g}"
+        raise ConfigError(f"option {key!r} must be {bound}, got {value!r}")
+    return float(value)
+
+
+def _int(key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"option {key!r} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ConfigError(f"option {key!r} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_connect_kwargs(kw: dict[str, Any]) -> None:
+    """Catch the mistakes PyMySQL would only report at connect time, or never."""
+    if "host" in kw and kw["host"] is not None and not isinstance(kw["host"], str):
+        raise ConfigError(f"option 'host' must be a string, got {type(kw['host']).__name__}")
+    if "port" in kw:
+        port = kw["port"]
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigError(f"option 'port' must be an integer in 1..65535, got {port!r}")
+    for key in ("user", "database", "unix_socket", "init_command", "sql_mode", "program_name"):
+        if kw.get(key) is not None and not isinstance(kw[key], str):
+            raise ConfigError(f"option {key!r} must be a string, got {type(kw[key]).__name__}")
+    for key in ("password", "passwd"):
+        if kw.get(key) is not None and not isinstance(kw[key], (str, bytes)):
+            raise ConfigError(f"option {key!r} must be a string (its value is not shown)")
+    if "connect_timeout" in kw:
+        _number("connect_timeout", kw["connect_timeout"], allow_zero=False)
+        if kw["connect_timeout"] > 31536000:
+            raise ConfigError("option 'connect_timeout' must be <= 31536000")
+    for key in ("read_timeout", "write_timeout"):
+        if key in kw:
+            _number(key, kw[key], allow_zero=False, allow_none=True)
+    if kw.get("charset"):
+        if not isinstance(kw["charset"], str):
+            raise ConfigError("option 'charset' must be a string")
+        try:
+            pymysql.charset.charset_by_name(kw["charset"])
+        except KeyError:
+            raise ConfigError(f"option 'charset': unknown character set {kw['charset']!r}") from None
+    if "autocommit" in kw and kw["autocommit"] not in (True, False, None, 0, 1):
+        raise ConfigError(f"option 'autocommit' must be True, False or None, got {kw['autocommit']!r}")
+    if "cursorclass" in kw:
+        cc = kw["cursorclass"]
+        if not (isinstance(cc, type) and issubclass(cc, pymysql.cursors.Cursor)):
+            raise ConfigError("option 'cursorclass' must be a pymysql.cursors.Cursor subclass")
+    if "ssl" in kw and kw["ssl"] is not None and not isinstance(kw["ssl"], (dict, _ssl.SSLContext)):
+        raise ConfigError("option 'ssl' must be a dict or an ssl.SSLContext")
+    if "max_allowed_packet" in kw:
+        _int("max_allowed_packet", kw["max_allowed_packet"], 1)
+    for key in ("compress", "named_pipe"):
+        if kw.get(key):
+            raise ConfigError(f"option {key!r} is not supported by PyMySQL")
+
+
+def build_options(kwargs: Mapping[str, Any]) -> PoolOptions:
+    """Split and validate ``ConnectionPool(**kwargs)``.
+
+    Raises :class:`ConfigError` naming the first bad option; unknown names get a suggestion.
+    """
+    pool: dict[str, Any] = {}
+    connect: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in POOL_OPTION_NAMES:
+            pool[key] = value
+        elif key in CONNECT_PARAMS:
+            connect[key] = value
+        else:
+            raise ConfigError(f"unknown option {key!r}{_suggest(key)}")
+
+    # PyMySQL's deprecated spellings: accept them, store the modern name, so the pool can read
+    # e.g. the database back for a reset without looking in two places.
+    if "db" in connect:
+        db = connect.pop("db")
+        connect.setdefault("database", db)
+    if "passwd" in connect:
+        pw = connect.pop("passwd")
+        if not connect.get("password"):
+            connect["password"] = pw
+    _check_connect_kwargs(connect)
+
+    size = _int("size", pool.get("size", 5), 0)
+    max_size = pool.get("max_size")
+    if max_size is None:
+        max_size = max(size, 1)
+    max_size = _int("max_size", max_size, 1)
+    if max_size < size:
+        raise ConfigError(f"option 'max_size' ({max_size}) must be >= 'size' ({size})")
+
+    timeout = _number("timeout", pool.get("timeout", 30.0))
+    max_lifetime = _number(
+        "max_lifetime", pool.get("max_lifetime", DEFAULT_MAX_LIFETIME), allow_zero=False, allow_none=True
+    )
+    max_idle = _number("max_idle", pool.get("max_idle", 600.0), allow_zero=False, allow_none=True)
+    check_window = _number("check_window", pool.get("check_window", 0.5))
+    leak_timeout = _number("leak_timeout", pool.get("leak_timeout"), allow_zero=False, allow_none=True)
+    backoff = _number(
+        "reconnect_backoff_max", pool.get("reconnect_backoff_max", 1.0), allow_zero=False
+    )
+
+    check = pool.get("check", "ping")
+    if not (check in CHECK_POLICIES or callable(check)):
+        raise ConfigError(f"option 'check' must be 'ping', None or a callable, got {check!r}")
+    reset = pool.get("reset", "rollback")
+    if reset not in RESET_POLICIES:
+        raise ConfigError(f"option 'reset' must be 'rollback', 'session' or None, got {reset!r}")
+    name = pool.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ConfigError(f"option 'name' must be a non-empty string, got {name!r}")
+    lazy = pool.get("lazy", False)
+    if not isinstance(lazy, bool):
+        raise ConfigError(f"option 'lazy' must be True or False, got {lazy!r}")
+
+    assert timeout is not None and check_window is not None and backoff is not None
+    return PoolOptions(
+        size=size,
+        max_size=max_size,
+        timeout=timeout,
+        max_lifetime=max_lifetime,
+        max_idle=max_idle,
+        check=check,
+        check_window=check_window,
+        reset=reset,
+        name=name,
+        lazy=lazy,
+        leak_timeout=leak_timeout,
+        reconnect_backoff_max=backoff,
+        connect_kwargs=connect,
+    )
+
+
+_SCHEMES = {"mysql", "mariadb", "mysql+pymysql", "mariadb+pymysql", "pymysql"}
+_INT_KEYS = {"port", "size", "max_size", "max_allowed_packet", "client_flag"}
+_FLOAT_KEYS = {
+    "timeout",
+    "max_lifetime",
+    "max_idle",
+    "check_window",
+    "leak_timeout",
+    "reconnect_backoff_max",
+    "connect_timeout",
+    "read_timeout",
+    "write_timeout",
+}
+_BOOL_KEYS = {
+    "autocommit",
+    "lazy",
+    "ssl_disabled",
+    "ssl_verify_cert",
+    "ssl_verify_identity",
+    "local_infile",
+    "binary_prefix",
+    "use_unicode",
+}
+_NONE_WORDS = {"none", "null", ""}
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``: safe for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0]
+    return parts._replace(netloc=f"{userinfo}:***@{netloc[1]}").geturl()
+
+
+def _convert(key: str, raw: str, url: str) -> Any:
+    low = raw.lower()
+    try:
+        if key in _BOOL_KEYS:
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            if key == "autocommit" and low in _NONE_WORDS:
+                return None
+            raise ValueError(raw)
+        if key in _INT_KEYS:
+            return int(raw)
+        if key in _FLOAT_KEYS:
+            if low in _NONE_WORDS:
+                return None
+            return float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"URL {redact_url(url)}: parameter {key!r} has an invalid value {raw!r}"
+        ) from None
+    if key in ("check", "reset") and low in _NONE_WORDS:
+        return None
+    return raw
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    """``mysql://user:pw@host:port/db?charset=utf8mb4&size=4`` -> keyword arguments.
+
+    Query parameters may be any pool option or any ``pymysql.connect`` argument; the values are
+    converted to the type the option expects. User and password are percent-decoded.
+    """
+    if not isinstance(url, str) or not url:
+        raise ConfigError("URL must be a non-empty string such as 'mysql://user:pw@host:3306/db'")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        # ValueError texts from urllib can quote the netloc (and so the password): keep them out.
+        kind = "port" if "port" in str(exc).lower() else "syntax"
+        raise ConfigError(f"malformed URL {redact_url(url)}: invalid {kind}") from None
+    if parts.scheme.lower() not in _SCHEMES:
+        raise ConfigError(
+            f"URL {redact_url(url)}: scheme must be 'mysql://' or 'mariadb://', got {parts.scheme!r}"
+        )
+    kwargs: dict[str, Any] = {}
+    if parts.hostname:
+        kwargs["host"] = unquote(parts.hostname)
+    if port is not None:
+        if not 0 < port < 65536:
+            raise ConfigError(f"URL {redact_url(url)}: port must be in 1..65535")
+        kwargs["port"] = port
+    if parts.username:
+        kwargs["user"] = unquote(parts.username)
+    if parts.password is not None:
+        kwargs["password"] = unquote(parts.password)
+    db = parts.path.lstrip("/")
+    if db:
+        if "/" in db:
+            raise ConfigError(f"URL {redact_url(url)}: the path must be a single database name")
+        kwargs["database"] = unquote(db)
+    for key, raw in parse_qsl(parts.query, keep_blank_values=True):
+        if key in kwargs:
+            raise ConfigError(f"URL {redact_url(url)}: parameter {key!r} is given twice")
+        if key not in POOL_OPTION_NAMES and key not in CONNECT_PARAMS:
+            raise ConfigError(f"URL {redact_url(url)}: unknown parameter {key!r}{_suggest(key)}")
+        kwargs[key] = _convert(key, raw, url)
+    if not kwargs.get("host") and not kwargs.get("unix_socket"):
+        raise ConfigError(f"URL {redact_url(url)}: no host (and no unix_socket parameter)")
+    return kwargs
+
+
+def url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """``MYSQLPOOL_URL``, else ``DATABASE_URL`` when it is a MySQL URL, else None."""
+    env = os.environ if environ is None else environ
+    url = env.get("MYSQLPOOL_URL")
+    if url:
+        return url
+    url = env.get("DATABASE_URL")
+    if url and urlsplit(url).scheme.lower() in _SCHEMES:
+        return url
+    return None

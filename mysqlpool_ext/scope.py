@@ -1,0 +1,272 @@
+"""Request scope and ``current_pool``: framework-agnostic, built on ``contextvars``.
+
+A web request wants *one* connection for all its statements (so ``LAST_INSERT_ID()``, session
+variables and transactions behave), taken lazily on first use and given back when the request ends,
+rolled back if a transaction is still open — never committed implicitly. Adapters (Flask, Django)
+open a :class:`RequestScope` at the start of a request and call :meth:`RequestScope.release` at its
+end; outside any scope, every ``current_pool`` call borrows and gives back at once.
+
+Which pool ``current_pool`` means is decided by resolvers that adapters register (the Flask app's
+pool inside an app context, Django's pool when settings say so), then by the registry's default.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any
+
+from pymysql.constants import SERVER_STATUS
+
+from .connection import Connection, ReturnedConnection, run_query
+from .registry import get_default_pool, get_pool
+
+if TYPE_CHECKING:
+    from .pool import ConnectionPool
+
+__all__ = [
+    "RequestScope",
+    "current_pool",
+    "current_scope",
+    "register_resolver",
+    "request_scope",
+    "unregister_resolver",
+]
+
+_IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
+
+#: A resolver maps a pool name (None = the default) to a pool, or None when it does not apply here.
+Resolver = Callable[[str | None], "ConnectionPool | None"]
+
+_resolvers: list[Resolver] = []
+_resolvers_lock = threading.Lock()
+_scope_var: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
+    "mysqlpool_ext_scope", default=None
+)
+
+
+def register_resolver(resolver: Resolver) -> None:
+    """Let an adapter say which pool ``current_pool`` means in its context (newest wins)."""
+    with _resolvers_lock:
+        if resolver not in _resolvers:
+            _resolvers.insert(0, resolver)
+
+
+def unregister_resolver(resolver: Resolver) -> None:
+    with _resolvers_lock:
+        if resolver in _resolvers:
+            _resolvers.remove(resolver)
+
+
+def resolve_pool(name: str | None = None) -> ConnectionPool:
+    """The pool ``current_pool`` (or ``current_pool.using(name)``) stands for right now."""
+    for resolver in list(_resolvers):
+        pool = resolver(name)
+        if pool is not None:
+            return pool
+    return get_default_pool() if name is None else get_pool(name)
+
+
+class RequestScope:
+    """The connections pinned to one request, at most one per pool."""
+
+    __slots__ = ("_conns", "_lock")
+
+    def __init__(self) -> None:
+        self._conns: dict[int, tuple[ConnectionPool, Connection]] = {}
+        self._lock = threading.Lock()
+
+    def connection_for(self, pool: ConnectionPool) -> Connection:
+        """This request's connection from ``pool``, borrowed on first use."""
+        entry = self._conns.get(id(pool))
+        if entry is not None and not isinstance(entry[1], ReturnedConnection):
+            return entry[1]
+        conn = pool.get_connection()
+        with self._lock:
+            self._conns[id(pool)] = (pool, conn)
+        return conn
+
+    async def aconnection_for(self, pool: ConnectionPool) -> Connection:
+        entry = self._conns.get(id(pool))
+        if entry is not None and not isinstance(entry[1], ReturnedConnection):
+            return entry[1]
+        conn = await pool.aget_connection()
+        with self._lock:
+            self._conns[id(pool)] = (pool, conn)
+        return conn
+
+    @property
+    def borrowed(self) -> int:
+        """How many connections this scope holds now."""
+        return sum(1 for _, c in self._conns.values() if not isinstance(c, ReturnedConnection))
+
+    def release(self) -> None:
+        """Give every pinned connection back: an open transaction is rolled back by the pool
+        (never committed), a broken connection is discarded. Safe to call twice."""
+        with self._lock:
+            entries = list(self._conns.values())
+            self._conns.clear()
+        first_error: BaseException | None = None
+        for _pool, conn in entries:
+            if isinstance(conn, ReturnedConnection):
+                continue
+            try:
+                conn.close()
+            except BaseException as exc:  # noqa: BLE001 - give back the others, then re-raise
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+
+def current_scope() -> RequestScope | None:
+    """The request scope of the current context, if an adapter opened one."""
+    return _scope_var.get()
+
+
+@contextmanager
+def request_scope() -> Iterator[RequestScope]:
+    """Open a request scope for the block (adapters use this; so can a job runner)."""
+    scope = RequestScope()
+    token = _scope_var.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope_var.reset(token)
+        scope.release()
+
+
+def set_scope(scope: RequestScope | None) -> contextvars.Token[RequestScope | None]:
+    """Low-level: install ``scope`` in the current context (for adapters with split hooks)."""
+    return _scope_var.set(scope)
+
+
+def reset_scope(token: contextvars.Token[RequestScope | None]) -> None:
+    _scope_var.reset(token)
+
+
+class _CurrentPool:
+    """Proxy to the pool of the current context, request-scope aware.
+
+    Inside a request scope, ``execute_query`` / ``connection`` / ``transaction`` use the request's
+    pinned connection; outside, they borrow and give back per call. Anything else (``stats()``,
+    ``name``...) is forwarded to the pool itself.
+    """
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str | None = None) -> None:
+        object.__setattr__(self, "_name", name)
+
+    def _get_current_object(self) -> ConnectionPool:
+        return resolve_pool(self._name)
+
+    def using(self, name: str) -> _CurrentPool:
+        """``current_pool.using("reports")``: the same proxy for a named pool (a bind)."""
+        return _CurrentPool(name)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._get_current_object(), attr)
+
+    def __repr__(self) -> str:
+        try:
+            pool = self._get_current_object()
+        except Exception as exc:  # noqa: BLE001 - repr must not raise
+            return f"<current_pool unresolved: {exc}>"
+        return f"<current_pool -> {pool!r}>"
+
+    def __bool__(self) -> bool:
+        try:
+            self._get_current_object()
+        except Exception:  # noqa: BLE001
+            return False
+        return True
+
+    def execute_query(
+        self,
+        query: str,
+        args: Any = (),
+        dictcursor: bool = False,
+        return_one: bool = False,
+        exec_many: bool = False,
+    ) -> Any:
+        pool = self._get_current_object()
+        scope = _scope_var.get()
+        if scope is None:
+            return pool.execute_query(query, args, dictcursor, return_one, exec_many)
+        conn = scope.connection_for(pool)
+        return run_query(conn, query, args, dictcursor, return_one, exec_many)
+
+    async def aexecute_query(
+        self,
+        query: str,
+        args: Any = (),
+        dictcursor: bool = False,
+        return_one: bool = False,
+        exec_many: bool = False,
+    ) -> Any:
+        pool = self._get_current_object()
+        scope = _scope_var.get()
+        if scope is None:
+            return await pool.aexecute_query(query, args, dictcursor, return_one, exec_many)
+        conn = await scope.aconnection_for(pool)
+        return await conn.aexecute_query(query, args, dictcursor, return_one, exec_many)
+
+    def connection(self, timeout: float | None = None) -> Any:
+        pool = self._get_current_object()
+        scope = _scope_var.get()
+        if scope is None:
+            return pool.connection(timeout)
+        return _pinned(scope.connection_for(pool))
+
+    def transaction(self, timeout: float | None = None) -> Any:
+        pool = self._get_current_object()
+        scope = _scope_var.get()
+        if scope is None:
+            return pool.transaction(timeout)
+        return _pinned_transaction(scope.connection_for(pool))
+
+    def atransaction(self, timeout: float | None = None) -> Any:
+        pool = self._get_current_object()
+        scope = _scope_var.get()
+        if scope is None:
+            return pool.atransaction(timeout)
+        return _apinned_transaction(scope, pool)
+
+
+@contextmanager
+def _pinned(conn: Connection) -> Iterator[Connection]:
+    """The request's own connection: it stays with the request after the block."""
+    yield conn
+
+
+@contextmanager
+def _pinned_transaction(conn: Connection) -> Iterator[Connection]:
+    conn.begin()
+    try:
+        yield conn
+    except BaseException:
+        if conn._sock is not None and conn.server_status & _IN_TRANS:
+            conn.rollback()
+        raise
+    conn.commit()
+
+
+@asynccontextmanager
+async def _apinned_transaction(scope: RequestScope, pool: ConnectionPool) -> AsyncIterator[Connection]:
+    from ._aio import aio_command
+
+    conn = await scope.aconnection_for(pool)
+    await aio_command(conn, "BEGIN")
+    try:
+        yield conn
+    except BaseException:
+        if conn._sock is not None and conn.server_status & _IN_TRANS:
+            await aio_command(conn, "ROLLBACK")
+        raise
+    await aio_command(conn, "COMMIT")
+
+
+current_pool: _CurrentPool = _CurrentPool()
+"""The pool of the current context; see the module docstring."""
