@@ -128,9 +128,13 @@ def _check_connect_kwargs(kw: dict[str, Any]) -> None:
         try:
             pymysql.charset.charset_by_name(kw["charset"])
         except KeyError:
-            raise ConfigError(f"option 'charset': unknown character set {kw['charset']!r}") from None
+            raise ConfigError(
+                f"option 'charset': unknown character set {kw['charset']!r}"
+            ) from None
     if "autocommit" in kw and kw["autocommit"] not in (True, False, None, 0, 1):
-        raise ConfigError(f"option 'autocommit' must be True, False or None, got {kw['autocommit']!r}")
+        raise ConfigError(
+            f"option 'autocommit' must be True, False or None, got {kw['autocommit']!r}"
+        )
     if "cursorclass" in kw:
         cc = kw["cursorclass"]
         if not (isinstance(cc, type) and issubclass(cc, pymysql.cursors.Cursor)):
@@ -180,11 +184,16 @@ def build_options(kwargs: Mapping[str, Any]) -> PoolOptions:
 
     timeout = _number("timeout", pool.get("timeout", 30.0))
     max_lifetime = _number(
-        "max_lifetime", pool.get("max_lifetime", DEFAULT_MAX_LIFETIME), allow_zero=False, allow_none=True
+        "max_lifetime",
+        pool.get("max_lifetime", DEFAULT_MAX_LIFETIME),
+        allow_zero=False,
+        allow_none=True,
     )
     max_idle = _number("max_idle", pool.get("max_idle", 600.0), allow_zero=False, allow_none=True)
     check_window = _number("check_window", pool.get("check_window", 0.5))
-    leak_timeout = _number("leak_timeout", pool.get("leak_timeout"), allow_zero=False, allow_none=True)
+    leak_timeout = _number(
+        "leak_timeout", pool.get("leak_timeout"), allow_zero=False, allow_none=True
+    )
     backoff = _number(
         "reconnect_backoff_max", pool.get("reconnect_backoff_max", 1.0), allow_zero=False
     )
@@ -302,7 +311,8 @@ def parse_url(url: str) -> dict[str, Any]:
         raise ConfigError(f"malformed URL {redact_url(url)}: invalid {kind}") from None
     if parts.scheme.lower() not in _SCHEMES:
         raise ConfigError(
-            f"URL {redact_url(url)}: scheme must be 'mysql://' or 'mariadb://', got {parts.scheme!r}"
+            f"URL {redact_url(url)}: scheme must be 'mysql://' or 'mariadb://', "
+            f"got {parts.scheme!r}"
         )
     kwargs: dict[str, Any] = {}
     if parts.hostname:

@@ -4,9 +4,9 @@ Used on its own (``mysqlpool_ext.Connection(host=...)``) it is a plain PyMySQL c
 :meth:`Connection.execute_query`. Borrowed from a pool it is a *lease*: a fresh ``Connection``
 object that shares its instance ``__dict__`` (socket, buffers, ``server_status``) with the pool's
 long-lived record of the server connection (SQLAlchemy's record/lease split). Giving it back swaps
-the lease's ``__dict__`` for an empty one and its class for :class:`ReturnedConnection`, so any later
-use of that object raises :class:`ConnectionReturnedError` instead of silently sharing a socket with
-the next borrower — and both the lend and the give-back are O(1), no copying.
+the lease's ``__dict__`` for an empty one and its class for :class:`ReturnedConnection`, so any
+later use of that object raises :class:`ConnectionReturnedError` instead of silently sharing a
+socket with the next borrower — and both the lend and the give-back are O(1), no copying.
 """
 
 from __future__ import annotations
@@ -89,6 +89,32 @@ class Connection(pymysql.connections.Connection):
     _mp_broken = False
     _mp_db_changed = False
 
+    if TYPE_CHECKING:
+        # PyMySQL internals the pool reads; its type stubs do not declare them.
+        _sock: Any
+        _rfile: Any
+        _result: Any
+        _closed: bool
+        _next_seq_id: int
+        _current_timeout: Any
+        _read_timeout: Any
+        server_status: int
+        server_thread_id: Any
+        autocommit_mode: bool | None
+        charset: str
+        collation: str | None
+        sql_mode: str | None
+        init_command: str | None
+        host: str
+        port: int
+        user: Any
+        unix_socket: str | None
+
+        def _force_close(self) -> None: ...
+        def _execute_command(self, command: int, sql: Any) -> None: ...
+        def _send_autocommit_mode(self) -> None: ...
+        def _write_bytes(self, data: bytes) -> None: ...
+
     # -- seed API -------------------------------------------------------------------------------
     def execute_query(
         self,
@@ -148,7 +174,7 @@ class Connection(pymysql.connections.Connection):
     # every response is read, so the pool discards the connection on return instead of lending it.
     def _read_query_result(self, unbuffered: bool = False) -> int:
         try:
-            return super()._read_query_result(unbuffered)  # type: ignore[no-any-return]
+            return super()._read_query_result(unbuffered)
         except pymysql.err.MySQLError as exc:
             _note_error(self, exc)
             raise
@@ -273,7 +299,7 @@ class ReturnedConnection(Connection):
         """Closing twice is a no-op (DB-API code often closes in ``finally`` after a ``with``)."""
 
     @property
-    def open(self) -> bool:  # type: ignore[override]
+    def open(self) -> bool:
         return False
 
     def __enter__(self) -> NoReturn:

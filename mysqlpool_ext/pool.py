@@ -33,7 +33,7 @@ import pymysql
 from pymysql.constants import SERVER_STATUS
 
 from .config import PoolOptions, build_options, parse_url, redact_url, url_from_env
-from .connection import Connection, ReturnedConnection, RowCount, _RawConnection, run_query
+from .connection import Connection, ReturnedConnection, _RawConnection, run_query
 from .errors import ConfigError, GetConnectionFromPoolError, PoolClosedError
 
 if TYPE_CHECKING:
@@ -158,7 +158,9 @@ class ConnectionPool:
         self._connect_kwargs = dict(opts.connect_kwargs)
         self._connect_kwargs.setdefault("autocommit", True)
         self._autocommit: bool | None = (
-            None if self._connect_kwargs["autocommit"] is None else bool(self._connect_kwargs["autocommit"])
+            None
+            if self._connect_kwargs["autocommit"] is None
+            else bool(self._connect_kwargs["autocommit"])
         )
         self._database: str | None = self._connect_kwargs.get("database")
         self._ssl_cache: dict[Any, Any] = {}
@@ -260,14 +262,18 @@ class ConnectionPool:
                 if attempt >= retry_num:
                     raise
                 attempt += 1
-                logger.debug("pool %r: retry %d/%d to get a connection", self.name, attempt, retry_num)
+                logger.debug(
+                    "pool %r: retry %d/%d to get a connection", self.name, attempt, retry_num
+                )
 
     getconn = get_connection
 
     def putconn(self, conn: Connection) -> None:
         """Give a connection back (same as ``conn.close()``)."""
         if not isinstance(conn, Connection):
-            raise TypeError(f"pool {self.name!r}: putconn() takes a Connection, got {type(conn).__name__}")
+            raise TypeError(
+                f"pool {self.name!r}: putconn() takes a Connection, got {type(conn).__name__}"
+            )
         if isinstance(conn, ReturnedConnection):
             return
         slot = conn._mp_slot
@@ -411,13 +417,15 @@ class ConnectionPool:
             if result is None:
                 raise self._timeout_error(start, timeout)
             if result is _CLOSED:
-                raise PoolClosedError(f"pool {self.name!r} was closed while waiting for a connection")
+                raise PoolClosedError(
+                    f"pool {self.name!r} was closed while waiting for a connection"
+                )
             if result is _PERMIT:
                 slot = self._open_with_permit()
                 if slot is None:
                     continue
                 return slot
-            return result  # type: ignore[no-any-return]
+            return result
 
     def _lend(self, slot: _Slot, now: float) -> Connection:
         lease = Connection.__new__(Connection)
@@ -449,7 +457,8 @@ class ConnectionPool:
             in_use, waiting, outage = len(self._lent), len(self._waiters), self._outage
         msg = (
             f"pool {self.name!r}: no connection available after waiting {waited:.3f} s "
-            f"(timeout {timeout:g} s); {in_use} of max_size={self._max_size} in use, {waiting} waiting"
+            f"(timeout {timeout:g} s); {in_use} of max_size={self._max_size} in use, "
+            f"{waiting} waiting"
         )
         if outage is not None:
             msg += f"; the server is unreachable: {_describe(outage)}"
@@ -479,7 +488,12 @@ class ConnectionPool:
         with self._lock:
             self._counters["connections_num"] += 1
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("pool %r: create connection %s to %s", self.name, raw.server_thread_id[0], self._where())
+            logger.debug(
+                "pool %r: create connection %s to %s",
+                self.name,
+                raw.server_thread_id[0],
+                self._where(),
+            )
         return slot
 
     def _connect_error(self, exc: pymysql.err.MySQLError) -> pymysql.err.MySQLError:
@@ -513,7 +527,9 @@ class ConnectionPool:
                 if not permanent and isinstance(exc, Exception) and self._outage is None:
                     self._outage = exc
                     self._outage_attempts = 0
-                    logger.warning("pool %r: cannot connect, will retry: %s", self.name, _describe(exc))
+                    logger.warning(
+                        "pool %r: cannot connect, will retry: %s", self.name, _describe(exc)
+                    )
                 else:
                     self._grant_permit_locked()
             if permanent or not isinstance(exc, Exception):
@@ -634,7 +650,9 @@ class ConnectionPool:
             waiter.result = _PERMIT
             waiter.wake()
 
-    def _discard(self, slot: _Slot, why: str, *, lost: bool = False, recycled: bool = False) -> None:
+    def _discard(
+        self, slot: _Slot, why: str, *, lost: bool = False, recycled: bool = False
+    ) -> None:
         """Close a connection that must not be lent again and free its capacity."""
         logger.debug("pool %r: discard connection %s: %s", self.name, _thread_id(slot), why)
         slot.raw.quit()
@@ -714,7 +732,10 @@ class ConnectionPool:
         if self._maint_thread is not None and self._maint_thread.is_alive():
             return
         thread = threading.Thread(
-            target=_maintenance_loop, args=(weakref.ref(self),), name=f"mysqlpool-{self.name}", daemon=True
+            target=_maintenance_loop,
+            args=(weakref.ref(self),),
+            name=f"mysqlpool-{self.name}",
+            daemon=True,
         )
         self._maint_thread = thread
         thread.start()
@@ -746,7 +767,9 @@ class ConnectionPool:
             self._idle = keep
         for slot in retire:
             expired = slot.expires is not None and now >= slot.expires
-            self._discard(slot, "reached max_lifetime" if expired else "idle past max_idle", recycled=True)
+            self._discard(
+                slot, "reached max_lifetime" if expired else "idle past max_idle", recycled=True
+            )
         self._check_leak_timeout(now)
         # Keep `size` connections open.
         while not self._closed:
@@ -782,7 +805,9 @@ class ConnectionPool:
                 self._nconns -= 1
                 self._outage = exc
             return self._backoff()
-        logger.warning("pool %r: server reachable again after %d attempts", self.name, self._outage_attempts)
+        logger.warning(
+            "pool %r: server reachable again after %d attempts", self.name, self._outage_attempts
+        )
         with self._lock:
             self._outage = None
             self._outage_attempts = 0
@@ -856,7 +881,7 @@ class ConnectionPool:
     def stats(self) -> dict[str, Any]:
         """A snapshot as a plain dict with stable snake_case keys (times in milliseconds)."""
         with self._lock:
-            c = dict(self._counters)
+            c: dict[str, Any] = dict(self._counters)
             samples = sorted(self._wait_samples)
             c.update(
                 name=self.name,
@@ -870,7 +895,9 @@ class ConnectionPool:
             )
         if samples:
             c["wait_p50_ms"] = round(samples[len(samples) // 2] * 1000, 3)
-            c["wait_p99_ms"] = round(samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1000, 3)
+            c["wait_p99_ms"] = round(
+                samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1000, 3
+            )
             c["wait_max_ms"] = round(samples[-1] * 1000, 3)
         else:
             c["wait_p50_ms"] = c["wait_p99_ms"] = c["wait_max_ms"] = 0.0
@@ -893,7 +920,8 @@ class ConnectionPool:
     def url(self) -> str:
         """A ``mysql://`` URL for this pool's server, with the password masked."""
         kw = self._connect_kwargs
-        url = f"mysql://{kw.get('user') or ''}:x@{kw.get('host') or 'localhost'}:{kw.get('port') or 3306}/"
+        host = kw.get("host") or "localhost"
+        url = f"mysql://{kw.get('user') or ''}:x@{host}:{kw.get('port') or 3306}/"
         return redact_url(url + (kw.get("database") or ""))
 
     def _iter_slots(self) -> Iterator[_Slot]:
@@ -929,7 +957,7 @@ def _maintenance_loop(pool_ref: weakref.ref[ConnectionPool]) -> None:
             return
         try:
             delay = pool._maintain()
-        except Exception:  # noqa: BLE001 - the worker must survive anything; log and carry on
+        except Exception:
             logger.exception("pool %r: maintenance failed", pool.name)
             delay = 1.0
         del pool

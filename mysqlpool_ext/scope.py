@@ -254,7 +254,9 @@ def _pinned_transaction(conn: Connection) -> Iterator[Connection]:
 
 
 @asynccontextmanager
-async def _apinned_transaction(scope: RequestScope, pool: ConnectionPool) -> AsyncIterator[Connection]:
+async def _apinned_transaction(
+    scope: RequestScope, pool: ConnectionPool
+) -> AsyncIterator[Connection]:
     from ._aio import aio_command
 
     conn = await scope.aconnection_for(pool)
