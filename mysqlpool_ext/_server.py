@@ -26,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -59,6 +60,33 @@ def find_server_binary() -> str | None:
             if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
                 return candidate
     return None
+
+
+# Runs in its own process and waits for EOF on stdin, which comes when our process ends in any way
+# (even SIGKILL): then it stops the server and removes the temp dir, so nothing is left behind.
+_WATCHDOG = """
+import os, shutil, signal, sys, time
+pid, tmpdir = int(sys.argv[1]), sys.argv[2]
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+if sys.stdin.buffer.read(1) == b"":
+    def alive():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 30
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive():
+        os.kill(pid, signal.SIGKILL)
+    if tmpdir:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+"""
 
 
 def _free_port() -> int:
@@ -132,6 +160,7 @@ class ThrowawayServer:
         self.socket_path = os.path.join(self._tmp, "sock")
         self.log_path = os.path.join(self._tmp, "server.log")
         self._proc: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self._root_has_password = False
         self._is_mariadb = True
         self._log_offset = 0
@@ -352,6 +381,28 @@ class ThrowawayServer:
                 start_new_session=True,
             )
         self._log_offset = os.path.getsize(self.log_path)
+        self._start_watchdog(self._proc.pid)
+
+    def _start_watchdog(self, pid: int) -> None:
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-c", _WATCHDOG, str(pid), self._tmp or ""],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as exc:  # e.g. no usable sys.executable when embedded
+            logger.warning("no watchdog for the throwaway server (%s); atexit cleanup only", exc)
+            self._watchdog = None
+
+    def _stop_watchdog(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.kill()  # dismissed: we stop the server ourselves
+            watchdog.wait()
+            if watchdog.stdin is not None:
+                watchdog.stdin.close()
 
     def _wait_ready(self, deadline: float) -> None:
         proc = self._proc
@@ -409,6 +460,7 @@ class ThrowawayServer:
         self._root_has_password = True
 
     def _terminate(self, sig: signal.Signals) -> None:
+        self._stop_watchdog()
         proc = self._proc
         if proc is None:
             return

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pymysql
 import pytest
 
 from mysqlpool_ext._server import DEFAULT_PASSWORD, ThrowawayServer, find_server_binary
+
+CONFTEST = (Path(__file__).parent / "conftest.py").read_text()
+REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 
 needs_binary = pytest.mark.skipif(
     find_server_binary() is None, reason="needs a local mariadbd/mysqld binary"
@@ -46,8 +53,6 @@ def test_connect_kwargs_log_in_as_the_test_user(mysql_server: Any) -> None:
 
 
 def test_url_carries_the_same_credentials(mysql_server: Any) -> None:
-    from urllib.parse import unquote, urlsplit
-
     parts = urlsplit(mysql_server.url)
     assert parts.scheme == "mysql"
     kwargs = {
@@ -197,6 +202,36 @@ def test_cleanup_stops_the_server_and_removes_the_temp_dir() -> None:
 
 
 @needs_binary
+def test_server_goes_away_when_its_owner_is_killed(tmp_path: Path) -> None:
+    """A test run or demo killed with SIGKILL (no atexit) leaves no server and no temp dir."""
+    script = (
+        "import sys, time\n"
+        "from mysqlpool_ext._server import ThrowawayServer\n"
+        "s = ThrowawayServer(); s.start()\n"
+        "print(s.pid, s.tmpdir, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT},
+    )
+    try:
+        assert owner.stdout is not None
+        pid_text, tmpdir = owner.stdout.readline().split()
+        pid = int(pid_text)
+        assert pid_alive(pid) and os.path.isdir(tmpdir)
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    deadline = time.monotonic() + 30
+    while pid_alive(pid) or os.path.exists(tmpdir):
+        assert time.monotonic() < deadline, "server or temp dir outlived its owner"
+        time.sleep(0.05)
+
+
+@needs_binary
 def test_context_manager_cleans_up_on_error() -> None:
     with pytest.raises(ZeroDivisionError), ThrowawayServer() as server:
         tmpdir, pid = server.tmpdir, server.pid
@@ -238,8 +273,13 @@ def test_default_password_and_url() -> None:
 
 # -- the password-leak guard -----------------------------------------------------------------
 
-CONFTEST = (Path(__file__).parent / "conftest.py").read_text()
-REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+
+def guard_report(result: pytest.RunResult) -> str:
+    """The leak guard's own lines of an inner session's output."""
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if "PASSWORD LEAK" in line)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("===")), len(lines))
+    return "\n".join(lines[start:end])
 
 
 @pytest.fixture
@@ -267,7 +307,7 @@ def test_leak_guard_fails_a_session_that_logs_the_password(inner: pytest.Pyteste
     result.stdout.fnmatch_lines(
         ["*PASSWORD LEAK*", "*log record from mysqlpool_ext.pool*connecting with <PASSWORD>*"]
     )
-    assert DEFAULT_PASSWORD not in result.stdout.str()
+    assert DEFAULT_PASSWORD not in guard_report(result)
 
 
 def test_leak_guard_catches_the_password_in_an_exception(inner: pytest.Pytester) -> None:
@@ -281,8 +321,10 @@ def test_leak_guard_catches_the_password_in_an_exception(inner: pytest.Pytester)
     )
     result = inner.runpytest_subprocess("-p", "no:cacheprovider", "--tb=no")
     result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*PASSWORD LEAK*", "*failure of *test_raises_it*<PASSWORD>*"])
-    assert DEFAULT_PASSWORD not in result.stdout.str()
+    # pytest's own summary may quote the exception; the guard's report must not.
+    assert DEFAULT_PASSWORD not in guard_report(result)
 
 
 def test_leak_guard_passes_a_clean_session(inner: pytest.Pytester) -> None:
@@ -298,3 +340,27 @@ def test_leak_guard_passes_a_clean_session(inner: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.OK
     assert "PASSWORD LEAK" not in result.stdout.str()
+
+
+# -- no server at all ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_missing_server_skips_but_fails_under_ci(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci: str
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([REPO_ROOT, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.delenv("MYSQLPOOL_TEST_URL", raising=False)
+    monkeypatch.setenv("CI", ci)
+    # The same conftest, on a machine with no server binary and no Docker.
+    pytester.makeconftest(
+        CONFTEST + "\nfind_server_binary = lambda: None\n_docker_works = lambda: False\n"
+    )
+    pytester.makepyfile("def test_needs_a_server(mysql_server):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+    if ci:
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*no MySQL server: set MYSQLPOOL_TEST_URL*"])
+    else:
+        result.assert_outcomes(skipped=1)
+        assert result.ret == pytest.ExitCode.OK
