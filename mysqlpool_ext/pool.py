@@ -17,6 +17,7 @@ starts empty and never touches the parent's sockets.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import logging
 import os
@@ -50,6 +51,9 @@ _getpid = os.getpid
 
 #: MySQL errors that no retry will fix: report them to the borrower at once.
 _PERMANENT_CONNECT_ERRORS = frozenset({1044, 1045, 1049, 1251, 1698, 2059, 2061})
+
+#: Frames from these files are the pool's own (or contextlib's), not the borrower's.
+_INTERNAL_DIRS = (os.path.dirname(os.path.abspath(__file__)), contextlib.__file__)
 
 _PERMIT = object()  # a waiter is allowed to open a new connection itself
 _CLOSED = object()  # the pool closed while the waiter waited
@@ -432,7 +436,10 @@ class ConnectionPool:
         lease.__dict__ = slot.raw.__dict__
         slot.borrowed_at = now
         slot.leak_reported = False
-        frame = sys._getframe(2)
+        # Where the borrower is: the first frame outside this package (and contextlib).
+        frame: Any = sys._getframe(2)
+        while frame.f_back is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+            frame = frame.f_back
         if self._leak_timeout is None:
             slot.site = (frame.f_code.co_filename, frame.f_lineno)
         else:
