@@ -11,6 +11,7 @@ socket with the next borrower — and both the lend and the give-back are O(1), 
 
 from __future__ import annotations
 
+import select
 import struct
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["LOST_CONNECTION_CODES", "Connection", "ReturnedConnection", "RowCount"]
 
 COM_RESET_CONNECTION = 0x1F
+
+_poll = getattr(select, "poll", None)  # not on Windows: select.select() stands in there
+_POLLIN = getattr(select, "POLLIN", 1)
 
 #: Error codes after which the connection's socket cannot be trusted any more.
 LOST_CONNECTION_CODES = frozenset(
@@ -266,6 +270,29 @@ class _RawConnection(Connection):
 
     def __exit__(self, *exc_info: Any) -> None:
         pymysql.connections.Connection.close(self)
+
+    def _has_pending_input(self) -> bool:
+        """True when the server sent something while this connection sat idle.
+
+        The server never speaks first on an idle connection unless it ended the session: KILL,
+        shutdown and ``wait_timeout`` leave an EOF (MySQL 8 also an error packet) on the socket.
+        A zero-timeout poll (~1 us, no round trip) tells, so the pool can check such a
+        connection even inside ``check_window`` instead of lending a dead one (measured: a KILL
+        0.05 s after the last use reached 4 of 4 borrowers as error 2013 without this).
+        """
+        sock = self._sock
+        if sock is None:
+            return True
+        try:
+            if _poll is not None:
+                poller = self.__dict__.get("_mp_poller")
+                if poller is None:  # one per socket: a pooled connection never changes socket
+                    poller = self.__dict__["_mp_poller"] = _poll()
+                    poller.register(sock, _POLLIN)
+                return bool(poller.poll(0))
+            return bool(select.select([sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
 
     def __del__(self) -> None:
         self._force_close()

@@ -373,7 +373,10 @@ class ConnectionPool:
             if expires is not None and now >= expires:
                 self._discard(slot, "reached max_lifetime", recycled=True)
                 continue
-            if self._check is not None and now - slot.last_used > self._check_window:
+            # Check when idle past the window, or when the server spoke first (it hung up).
+            if self._check is not None and (
+                now - slot.last_used > self._check_window or slot.raw._has_pending_input()
+            ):
                 try:
                     self._run_check(slot.raw)
                 except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
