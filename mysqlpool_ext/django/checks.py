@@ -1,0 +1,49 @@
+"""System checks: ``manage.py check`` reports a bad ``MYSQLPOOL`` naming the setting.
+
+Ids: ``mysqlpool.E001`` the setting is not a dict of pools; ``E002`` a pool is not a dict;
+``E003`` unknown key; ``E004`` bad value; ``E005`` ``DATABASE`` is not a MySQL alias;
+``E006`` no server given; ``W001`` pools configured but the middleware is not installed.
+No check connects to the server: ``manage.py mysqlpool_check`` does that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from .conf import read_config
+
+__all__ = ["check_middleware", "check_settings"]
+
+MIDDLEWARE_PATH = "mysqlpool_ext.django.middleware.MySQLPoolMiddleware"
+
+
+@checks.register(checks.Tags.database)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every problem ``MYSQLPOOL`` (or the setting it falls back to) has, without connecting."""
+    _, errors = read_config(settings)
+    return [
+        checks.Error(str(err), hint=err.hint, obj=err.setting, id=f"mysqlpool.E{err.code:03d}")
+        for err in errors
+    ]
+
+
+@checks.register()
+def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Without the middleware, ``current_pool`` in a view borrows per call: it works, but
+    ``LAST_INSERT_ID()``, session variables and transactions do not span the request."""
+    if not hasattr(settings, "MYSQLPOOL"):
+        return []
+    if MIDDLEWARE_PATH in (getattr(settings, "MIDDLEWARE", None) or []):
+        return []
+    return [
+        checks.Warning(
+            "MySQLPoolMiddleware is not in MIDDLEWARE: current_pool will borrow and give back "
+            "a connection per call instead of pinning one to each request",
+            hint=f"add {MIDDLEWARE_PATH!r} to MIDDLEWARE",
+            obj="MIDDLEWARE",
+            id="mysqlpool.W001",
+        )
+    ]

@@ -1,0 +1,169 @@
+"""``MySQLPoolMiddleware``: one pooled connection per request, given back when the request ends.
+
+Put it first (or early) in ``MIDDLEWARE``. For each request it opens a request scope
+(:mod:`mysqlpool_ext.scope`): the first ``current_pool`` call in the request borrows a connection
+and pins it to the request, later calls reuse it (so ``LAST_INSERT_ID()``, session variables and
+explicit transactions work across statements), and when the request ends every pinned connection
+goes back to its pool:
+
+- a transaction still open is rolled back, never committed implicitly;
+- a broken connection is discarded, and its capacity freed;
+- this happens in ``finally``: also when the view raises;
+- for a streaming response (``StreamingHttpResponse``, ``FileResponse``) it happens when the stream
+  is closed by the server, and the stream's code runs inside the request's scope.
+
+It serves WSGI and ASGI stacks alike (``sync_capable`` and ``async_capable``), so Django never
+has to wrap it in a thread hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from pymysql.constants import SERVER_STATUS
+
+from ..scope import RequestScope, reset_scope, set_scope
+
+__all__ = ["MySQLPoolMiddleware"]
+
+logger = logging.getLogger("mysqlpool_ext")
+_IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
+
+
+class MySQLPoolMiddleware:
+    """Opens a request scope for ``current_pool`` and gives its connections back at the end."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            # Tell Django this instance is a coroutine function, so it calls it without a thread.
+            markcoroutinefunction(self)
+
+    def __call__(self, request: Any) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        scope = RequestScope()
+        token = set_scope(scope)
+        response = None
+        try:
+            response = self.get_response(request)
+        finally:
+            reset_scope(token)
+            response = self._finish(scope, response)
+        return response
+
+    async def __acall__(self, request: Any) -> Any:
+        scope = RequestScope()
+        token = set_scope(scope)
+        response = None
+        try:
+            response = await self.get_response(request)
+        finally:
+            reset_scope(token)
+            if response is not None and response.streaming:
+                response = self._finish(scope, response)
+            else:
+                await _agive_back(scope)
+        return response
+
+    def _finish(self, scope: RequestScope, response: Any) -> Any:
+        """Give the request's connections back now, or, for a streaming response, when its
+        stream is closed (the one piece of logic both call paths share)."""
+        if response is None or not getattr(response, "streaming", False):
+            _give_back(scope)
+            return response
+        # Even when nothing is pinned yet: the stream's own code may call current_pool.
+        if getattr(response, "is_async", False):
+            response.streaming_content = _ascoped(response.streaming_content, scope)
+        else:
+            response.streaming_content = _scoped(response.streaming_content, scope)
+        # Backstop: a stream the server never iterates is still closed (PEP 3333 / ASGI handler),
+        # and Django runs these closers then; giving back twice is a no-op.
+        response._resource_closers.append(lambda: _give_back(scope))
+        return response
+
+
+def _give_back(scope: RequestScope) -> None:
+    try:
+        scope.release()
+    except Exception:
+        # The pool has already discarded whatever failed; the response must still go out.
+        logger.exception("django: giving back the request's connections failed")
+
+
+def _clean(scope: RequestScope) -> bool:
+    """True when giving back needs no round trip (no open transaction, nothing broken)."""
+    conns = getattr(scope, "_conns", None)
+    if conns is None:
+        return False
+    for _pool, conn in list(conns.values()):
+        d = conn.__dict__
+        if d.get("_sock") is None or d.get("_mp_broken") or d.get("server_status", 0) & _IN_TRANS:
+            return False
+        result = d.get("_result")
+        if result is not None and (result.unbuffered_active or result.has_next):
+            return False
+    return True
+
+
+async def _agive_back(scope: RequestScope) -> None:
+    """Async path: a clean give-back is a lock and a deque, done on the loop; a rollback is a
+    round trip, done in a thread so the event loop never waits on the network."""
+    if scope.borrowed == 0:
+        return
+    if _clean(scope):
+        _give_back(scope)
+    else:
+        await asyncio.to_thread(_give_back, scope)
+
+
+def _scoped(content: Iterable[Any], scope: RequestScope) -> Iterator[Any]:
+    """Run each step of a sync stream inside the request's scope; give back when it ends."""
+    it = iter(content)
+    try:
+        while True:
+            token = set_scope(scope)
+            try:
+                chunk = next(it)
+            except StopIteration:
+                return
+            finally:
+                reset_scope(token)
+            yield chunk
+    finally:
+        close = getattr(it, "close", None)
+        try:
+            if close is not None:
+                close()
+        finally:
+            _give_back(scope)
+
+
+async def _ascoped(content: Any, scope: RequestScope) -> AsyncIterator[Any]:
+    """The async twin of :func:`_scoped`."""
+    it = content.__aiter__()
+    try:
+        while True:
+            token = set_scope(scope)
+            try:
+                chunk = await it.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                reset_scope(token)
+            yield chunk
+    finally:
+        aclose = getattr(it, "aclose", None)
+        try:
+            if aclose is not None:
+                await aclose()
+        finally:
+            await _agive_back(scope)
