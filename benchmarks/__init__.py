@@ -5,7 +5,8 @@ BENCHMARKS.md compare like with like on a noisy machine. The runner (``benchmark
 starts the throwaway MariaDB the tests use (or uses ``MYSQLPOOL_TEST_URL``), runs
 ``core_bench`` and then every optional module that exists (``async_bench``, ``flask_bench``,
 ``django_bench``), writes ``benchmarks/results/<timestamp>.json`` (and ``latest.json``),
-regenerates the tables in BENCHMARKS.md and the chart ``docs/benchmarks.png``.
+regenerates the tables in BENCHMARKS.md and the chart ``docs/benchmarks.png`` and keeps the data
+they came from in ``benchmarks/results/benchmarks.committed.json``.
 
 Contract for a benchmark module ``benchmarks/<name>.py``
 --------------------------------------------------------
@@ -15,7 +16,7 @@ The runner calls ``run`` with those of these keyword arguments that its signatur
 
 - ``url``: ``mysql://user:password@host:port/database`` of the server to use (never print it:
   it holds the password); also passed as ``server_url`` / ``db_url`` if those are the names used;
-- ``duration``: seconds per measured cell (time-boxed runs; 1.0 by default, 0.3 with ``--quick``);
+- ``duration``: seconds per measured cell (time-boxed runs; 0.6 by default, 0.3 with ``--quick``);
 - ``repeats``: how many times each cell is repeated (interleaved); report the median;
 - ``quick``: a smoke run (CI): fewer cells, shorter durations.
 
@@ -23,7 +24,8 @@ Each returned dict is one cell (one subject in one scenario), with these keys (e
 in the JSON and ignored by the tables):
 
 - ``suite``: ``"core"``, ``"async"``, ``"flask"``, ``"django"``...;
-- ``scenario``: e.g. ``"SELECT 1, 64 tasks on 8 connections"`` — cells of one scenario share a table;
+- ``scenario``: e.g. ``"SELECT 1, 64 tasks on 8 connections"``; the cells of one scenario share
+  a table and a chart panel;
 - ``subject``: e.g. ``"mysqlpool_ext"``, ``"aiomysql"``, ``"Flask-SQLAlchemy pool_size=4"``;
 - ``ops_s``: operations (queries, requests) per second — the median of the repeats;
 - ``p50_ms``, ``p99_ms``: latency percentiles in milliseconds (``None`` if not measured);
