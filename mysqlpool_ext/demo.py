@@ -71,15 +71,17 @@ NAIVE_PREFIX = "/-/demo/naive"
 PID_HEADER = "X-Mysqlpool-Demo-Pid"
 
 USERS = 1000
+#: The ``users`` table of the example apps (example_apps/flask_app/app.py has the same DDL).
 SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS demo_users ("
-    " id INT PRIMARY KEY,"
-    " name VARCHAR(64) NOT NULL,"
-    " email VARCHAR(128) NOT NULL"
+    "CREATE TABLE IF NOT EXISTS users ("
+    " id INT AUTO_INCREMENT PRIMARY KEY,"
+    " name VARCHAR(100) NOT NULL,"
+    " email VARCHAR(190) NOT NULL UNIQUE"
     ") ENGINE=InnoDB"
 )
-#: The query every demo request runs, in the pooled app and in the new-connection handler alike.
-USER_SQL = "SELECT id, name, email FROM demo_users WHERE id = %s"
+#: What ``GET /users/<id>`` runs in the example Flask app; the built-in app and the
+#: new-connection-per-request handler run the very same statement.
+USER_SQL = "SELECT id, name FROM users WHERE id=%s"
 USER_PATH = "/users/{id}"
 
 _ENV_URL = "MYSQLPOOL_DEMO_URL"
@@ -270,17 +272,17 @@ class _ServerCounters:
         return values
 
     def load_schema(self) -> None:
+        """The ``users`` table with ids 1..USERS (INSERT IGNORE: rows already there stay)."""
         rng = random.Random(42)
         first = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Ken", "Margaret"]
         last = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Thompson"]
-        rows = []
-        for i in range(1, USERS + 1):
-            name = f"{rng.choice(first)} {rng.choice(last)}"
-            rows.append((i, name, f"user{i}@example.com"))
+        rows = [
+            (i, f"{rng.choice(first)} {rng.choice(last)}", f"demo-user{i}@example.com")
+            for i in range(1, USERS + 1)
+        ]
         with self.conn.cursor() as cur:
             cur.execute(SCHEMA)
-            cur.execute("DELETE FROM demo_users")
-            cur.executemany("INSERT INTO demo_users (id, name, email) VALUES (%s, %s, %s)", rows)
+            cur.executemany("INSERT IGNORE INTO users (id, name, email) VALUES (%s, %s, %s)", rows)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -777,7 +779,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 f"cannot connect to {redact_url(url)}: {exc}", EXIT_UNREACHABLE
             ) from None
         counters.load_schema()
-        say(f"loaded schema: table demo_users, {USERS} rows")
+        say(f"loaded the schema: table users, ids 1..{USERS}")
         app = _choose_app(args.app, say)
         baseline = counters.read()
 
