@@ -11,8 +11,10 @@ socket with the next borrower — and both the lend and the give-back are O(1), 
 
 from __future__ import annotations
 
+import contextlib
 import select
 import struct
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pymysql
@@ -102,6 +104,7 @@ class Connection(pymysql.connections.Connection):
         _next_seq_id: int
         _current_timeout: Any
         _read_timeout: Any
+        connect_timeout: Any
         server_status: int
         server_thread_id: Any
         autocommit_mode: bool | None
@@ -264,6 +267,37 @@ class _RawConnection(Connection):
         if ctx is None:
             ctx = cache[key] = super()._create_ssl_ctx(sslp)
         return ctx
+
+    def connect(self, sock: Any = None) -> None:
+        """Open the connection; the handshake too is bounded by ``connect_timeout``.
+
+        PyMySQL bounds only the TCP connect by it and reads the greeting with ``read_timeout``
+        (default None: forever), so a server behind a blackholed route hung the borrower that
+        opened the connection (tests/faults/test_proxy.py). libmysqlclient bounds the handshake
+        by connect_timeout too.
+        """
+        with self._bounded_reads():
+            super().connect(sock)
+
+    def ping(self, reconnect: bool = False) -> None:
+        """The pool's liveness check (a lease's ``ping`` is PyMySQL's own): bounded by
+        ``connect_timeout`` even when ``read_timeout`` is None, for the same reason."""
+        with self._bounded_reads():
+            super().ping(reconnect)
+
+    @contextlib.contextmanager
+    def _bounded_reads(self) -> Iterator[None]:
+        read_timeout = self._read_timeout
+        bound = self.connect_timeout
+        if not bound or (read_timeout is not None and read_timeout <= bound):
+            yield
+            return
+        # PyMySQL re-arms the socket timeout on the next read when _read_timeout differs.
+        self._read_timeout = bound
+        try:
+            yield
+        finally:
+            self._read_timeout = read_timeout
 
     def close(self) -> None:
         pymysql.connections.Connection.close(self)
