@@ -379,9 +379,12 @@ class ConnectionPool:
             ):
                 try:
                     self._run_check(slot.raw)
-                except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
+                except Exception as exc:  # any failure means "not usable"
                     self._counters["checks_failed"] += 1
                     self._discard(slot, f"failed liveness check ({exc!r})")
+                    if _monotonic() >= deadline:
+                        # Each dead idle connection costs a ping: stop at the deadline.
+                        raise self._check_timeout_error(start, timeout, exc) from exc
                     continue
             return self._lend(slot, now)
 
@@ -459,6 +462,14 @@ class ConnectionPool:
                 len(self._lent),
             )
         return lease
+
+    def _check_timeout_error(
+        self, start: float, timeout: float, exc: BaseException
+    ) -> GetConnectionFromPoolError:
+        err = self._timeout_error(start, timeout)
+        return GetConnectionFromPoolError(
+            f"{err}; the liveness check of an idle connection failed: {_describe(exc)}"
+        )
 
     def _timeout_error(self, start: float, timeout: float) -> GetConnectionFromPoolError:
         waited = _monotonic() - start
