@@ -71,18 +71,44 @@ NAIVE_PREFIX = "/-/demo/naive"
 PID_HEADER = "X-Mysqlpool-Demo-Pid"
 
 USERS = 1000
-#: The ``users`` table of the example apps (example_apps/flask_app/app.py has the same DDL).
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS users ("
-    " id INT AUTO_INCREMENT PRIMARY KEY,"
-    " name VARCHAR(100) NOT NULL,"
-    " email VARCHAR(190) NOT NULL UNIQUE"
-    ") ENGINE=InnoDB"
-)
-#: What ``GET /users/<id>`` runs in the example Flask app; the built-in app and the
-#: new-connection-per-request handler run the very same statement.
-USER_SQL = "SELECT id, name FROM users WHERE id=%s"
 USER_PATH = "/users/{id}"
+
+
+@dataclass(frozen=True)
+class AppProfile:
+    """What the demo must know of an app: its users table and where its stats endpoint is.
+
+    ``GET /users/<id>`` in each example app runs ``SELECT id, name FROM <table> WHERE id=%s``;
+    the new-connection-per-request handler runs the very same statement on the same table.
+    """
+
+    table: str
+    stats_path: str
+
+    @property
+    def schema(self) -> str:
+        # The same DDL as the example apps' own (example_apps/*/): creating it first is harmless.
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.table} ("
+            " id INT AUTO_INCREMENT PRIMARY KEY,"
+            " name VARCHAR(100) NOT NULL,"
+            " email VARCHAR(190) NOT NULL UNIQUE"
+            ") ENGINE=InnoDB"
+        )
+
+    @property
+    def user_sql(self) -> str:
+        return f"SELECT id, name FROM {self.table} WHERE id=%s"
+
+
+PROFILES = {
+    "builtin": AppProfile("users", STATS_PATH),
+    "flask": AppProfile("users", STATS_PATH),  # STATS_PATH is set as MYSQLPOOL_STATS_ENDPOINT
+    "django": AppProfile("shop_users", "/mysqlpool/stats"),  # shopsite/urls.py
+}
+#: The built-in app's table and query (the Flask example's too).
+SCHEMA = PROFILES["builtin"].schema
+USER_SQL = PROFILES["builtin"].user_sql
 
 _ENV_URL = "MYSQLPOOL_DEMO_URL"
 _ENV_APP = "MYSQLPOOL_DEMO_APP"
@@ -108,7 +134,7 @@ def wsgi_app() -> WSGIApp:
         inner = _django_app(url, size)
     else:
         inner = _builtin_app(url, size)
-    return _DemoMiddleware(inner, url)
+    return _DemoMiddleware(inner, url, PROFILES.get(kind, PROFILES["builtin"]).user_sql)
 
 
 def _json_response(start_response: Callable[..., Any], status: str, payload: Any) -> list[bytes]:
@@ -165,9 +191,10 @@ def _flask_app(url: str, size: int) -> WSGIApp:
 
 
 def _django_app(url: str, size: int) -> WSGIApp:
-    os.environ.setdefault("MYSQLPOOL_URL", url)
-    os.environ.setdefault("MYSQLPOOL_SIZE", str(size))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_apps.django_project.settings")
+    # example_apps/django_project/shopsite/settings.py reads these.
+    os.environ["MYSQLPOOL_URL"] = url
+    os.environ["SHOP_POOL_SIZE"] = os.environ["SHOP_POOL_MAX_SIZE"] = str(size)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "example_apps.django_project.shopsite.settings"
     app: WSGIApp = importlib.import_module("django.core.wsgi").get_wsgi_application()
     return app
 
@@ -176,10 +203,11 @@ class _DemoMiddleware:
     """Tags every response with the worker's pid (so the demo can tell the workers' stats apart)
     and mounts the new-connection-per-request handler beside the app."""
 
-    def __init__(self, app: WSGIApp, url: str) -> None:
+    def __init__(self, app: WSGIApp, url: str, user_sql: str) -> None:
         from .config import build_options, parse_url
 
         self.app = app
+        self.user_sql = user_sql
         self.pid = str(os.getpid())
         self.connect_kwargs = build_options(parse_url(url)).connect_kwargs
         self.user_re = re.compile(re.escape(NAIVE_PREFIX) + r"/users/(\d+)")
@@ -206,7 +234,7 @@ class _DemoMiddleware:
         conn = pymysql.connect(**self.connect_kwargs, cursorclass=pymysql.cursors.DictCursor)
         try:
             with conn.cursor() as cur:
-                cur.execute(USER_SQL, (int(match[1]),))
+                cur.execute(self.user_sql, (int(match[1]),))
                 row = cur.fetchone()
         finally:
             conn.close()
@@ -271,8 +299,8 @@ class _ServerCounters:
         values["own_reads"] = self.reads
         return values
 
-    def load_schema(self) -> None:
-        """The ``users`` table with ids 1..USERS (INSERT IGNORE: rows already there stay)."""
+    def load_schema(self, profile: AppProfile) -> None:
+        """The users table with ids 1..USERS (INSERT IGNORE: rows already there stay)."""
         rng = random.Random(42)
         first = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Ken", "Margaret"]
         last = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Thompson"]
@@ -281,8 +309,10 @@ class _ServerCounters:
             for i in range(1, USERS + 1)
         ]
         with self.conn.cursor() as cur:
-            cur.execute(SCHEMA)
-            cur.executemany("INSERT IGNORE INTO users (id, name, email) VALUES (%s, %s, %s)", rows)
+            cur.execute(profile.schema)
+            cur.executemany(
+                f"INSERT IGNORE INTO {profile.table} (id, name, email) VALUES (%s, %s, %s)", rows
+            )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -428,8 +458,9 @@ def http_get(
 class _StatsPoller:
     """Reads the stats endpoint in a loop; keeps the latest answer of each worker (by pid)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, path: str) -> None:
         self.port = port
+        self.path = path
         self.latest: dict[str, dict[str, dict[str, Any]]] = {}
         self.seen_at: dict[str, float] = {}
         self.errors = 0
@@ -438,9 +469,9 @@ class _StatsPoller:
 
     def poll_once(self) -> None:
         try:
-            status, body, headers = http_get(self.port, STATS_PATH, timeout=5)
+            status, body, headers = http_get(self.port, self.path, timeout=5)
             if status != 200:
-                raise ValueError(f"HTTP {status} from {STATS_PATH}")
+                raise ValueError(f"HTTP {status} from {self.path}")
             payload = json.loads(body)
             pools = pools_from_payload(payload)
         except (OSError, ValueError, http.client.HTTPException) as exc:
@@ -607,7 +638,8 @@ def _stats_rows(snapshot: dict[str, dict[str, dict[str, Any]]]) -> list[list[Any
     for pid in sorted(snapshot):
         for name, stats in sorted(snapshot[pid].items()):
             label = f"worker {pid}" + (f" / {name}" if name != "default" else "")
-            rows.append([label, *(stats.get(key, "") for key, _ in STATS_COLUMNS)])
+            # A lazy pool not built yet (Django builds them at first use) has no numbers: "-".
+            rows.append([label, *(stats.get(key, "-") for key, _ in STATS_COLUMNS)])
     return rows
 
 
@@ -640,7 +672,8 @@ class _LiveView:
                 console=self.console,
             )
             self.task = self.progress.add_task(self.title, total=self.seconds, detail="")
-            self.live = Live(console=self.console, refresh_per_second=8, transient=False)
+            # Refreshed by update() only: no extra thread competing with the load for the GIL.
+            self.live = Live(console=self.console, auto_refresh=False, transient=False)
             self.live.__enter__()
         return self
 
@@ -665,7 +698,7 @@ class _LiveView:
                 for row in rows:
                     table.add_row(*(fmt_number(c) for c in row))
                 parts.append(table)
-            self.live.update(Group(*parts))
+            self.live.update(Group(*parts), refresh=True)
             return
         now = time.monotonic()
         if now - self._last_plain < 1.0:
@@ -725,7 +758,7 @@ def _drive(
         with _LiveView(console, name, args.seconds, plain_file) as view:
             load.start(args.seconds)
             while load.alive():
-                time.sleep(0.1)
+                time.sleep(0.25)
                 ok, errors = load.counts()
                 server = counters.read()
                 delta = {k: v - result.server_before.get(k, 0) for k, v in server.items()}
@@ -756,6 +789,8 @@ def run_demo(args: argparse.Namespace) -> int:
         args.clients = min(args.clients, 16)
     if args.seconds <= 0 or args.clients < 1 or args.workers < 1 or args.threads < 1:
         raise CLIError("--seconds, --clients, --workers and --threads must be positive", 2)
+    if importlib.util.find_spec("gunicorn") is None:
+        raise CLIError('the demo serves its app with gunicorn: pip install "mysqlpool_ext[demo]"')
     console = get_console(args.plain, stderr=args.json)
     plain_file = sys.stderr if args.json else sys.stdout
     say = _Say(console, args.json)
@@ -778,9 +813,10 @@ def run_demo(args: argparse.Namespace) -> int:
             raise CLIError(
                 f"cannot connect to {redact_url(url)}: {exc}", EXIT_UNREACHABLE
             ) from None
-        counters.load_schema()
-        say(f"loaded the schema: table users, ids 1..{USERS}")
         app = _choose_app(args.app, say)
+        profile = PROFILES[app]
+        counters.load_schema(profile)
+        say(f"loaded the schema: table {profile.table}, ids 1..{USERS}")
         baseline = counters.read()
 
         say(
@@ -789,11 +825,11 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         gunicorn = _Gunicorn(tmpdir, url, app, args.workers, args.threads)
         gunicorn.start()
-        say(f"serving on http://127.0.0.1:{gunicorn.port}  (stats: {STATS_PATH})")
+        say(f"serving on http://127.0.0.1:{gunicorn.port}  (stats: {profile.stats_path})")
 
-        poller = _StatsPoller(gunicorn.port)
+        poller = _StatsPoller(gunicorn.port, profile.stats_path)
         before_at = time.monotonic()
-        poller.fresh_from_all(args.workers, before_at)
+        poller.fresh_from_all(args.workers, before_at, timeout=10)
         before = poller.snapshot()
 
         say(
@@ -811,15 +847,16 @@ def run_demo(args: argparse.Namespace) -> int:
             poller,
         )
         after_at = time.monotonic()
-        all_fresh = poller.fresh_from_all(args.workers, after_at)
+        all_fresh = poller.fresh_from_all(args.workers, after_at, timeout=10)
         after = poller.snapshot()
         server_since_start = {k: v - baseline.get(k, 0) for k, v in pooled.server_after.items()}
 
         naive: PhaseResult | None = None
         if not args.no_contrast:
             say(
-                f"\n[bold]2. new connection per request[/bold]: the same traffic, same SQL, "
-                f"pymysql.connect() + close() in every request -> GET {NAIVE_PREFIX}{USER_PATH}"
+                f"\n[bold]2. new connection per request[/bold]: the same traffic and SQL, "
+                "pymysql.connect() + close() in every request, in a plain WSGI handler beside "
+                f"the app (no framework cost) -> GET {NAIVE_PREFIX}{USER_PATH}"
             )
             naive = _drive(
                 "new conn/request",
