@@ -1,0 +1,96 @@
+"""Fault 6: a pre-fork server (gunicorn, uWSGI) forks a process that has a warm pool."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+from mysqlpool_ext import ConnectionPool
+
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
+]
+
+CHILDREN = 4
+QUERIES = 20
+
+
+def borrow_all_ids(pool: ConnectionPool, n: int) -> set[int]:
+    """CONNECTION_ID() of ``n`` connections borrowed at once (so they are all different)."""
+    leases = [pool.get_connection() for _ in range(n)]
+    try:
+        return {
+            lease.execute_query("SELECT CONNECTION_ID()", return_one=True)[0] for lease in leases
+        }
+    finally:
+        for lease in leases:
+            lease.close()
+
+
+def child_main(pool: ConnectionPool, write_fd: int) -> None:
+    """Runs in the child; never returns (os._exit), reports through the pipe as JSON."""
+    code = 1
+    try:
+        idle_at_start = pool.size()
+        ids = {
+            pool.execute_query("SELECT CONNECTION_ID()", return_one=True)[0] for _ in range(QUERIES)
+        }
+        ids |= borrow_all_ids(pool, 2)
+        report: dict[str, Any] = {"ids": sorted(ids), "idle_at_start": idle_at_start}
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the test
+        report = {"error": repr(exc)}
+    try:
+        os.write(write_fd, json.dumps(report).encode())
+    finally:
+        os._exit(code)
+
+
+def test_fork_children_never_share_connections(db_kwargs: dict[str, Any], figures: Any) -> None:
+    with ConnectionPool(size=4, max_size=4, timeout=10, **db_kwargs) as pool:
+        parent_ids = borrow_all_ids(pool, 4)
+        assert len(parent_ids) == 4
+        children: list[tuple[int, int]] = []
+        for _ in range(CHILDREN):
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_fd)
+                child_main(pool, write_fd)
+            os.close(write_fd)
+            children.append((pid, read_fd))
+        # The parent keeps working while the children run.
+        during = {
+            pool.execute_query("SELECT CONNECTION_ID()", return_one=True)[0] for _ in range(50)
+        }
+        reports = []
+        for pid, read_fd in children:
+            with os.fdopen(read_fd, "rb") as pipe:
+                data = pipe.read()
+            _, status = os.waitpid(pid, 0)
+            reports.append((os.waitstatus_to_exitcode(status), json.loads(data or b"{}")))
+        after = borrow_all_ids(pool, 4)
+        stats = pool.stats()
+
+    for code, report in reports:
+        assert code == 0, report
+    child_ids = [set(report["ids"]) for _, report in reports]
+    seen_twice = set()
+    all_sets = [parent_ids, *child_ids]
+    for i, a in enumerate(all_sets):
+        for b in all_sets[i + 1 :]:
+            seen_twice |= a & b
+    figures(
+        children=CHILDREN,
+        child_connections=sum(len(s) for s in child_ids),
+        ids_seen_in_two_processes=len(seen_twice),
+        parent_connections_lost=stats["connections_lost"],
+    )
+    assert not seen_twice
+    assert all(report["idle_at_start"] == 0 for _, report in reports)  # the child starts empty
+    assert during <= parent_ids and after == parent_ids  # the parent's own connections still work
+    assert stats["connections_lost"] == 0 and stats["checks_failed"] == 0
