@@ -1,0 +1,1 @@
+"""A small Django shop on mysqlpool_ext: see README.md beside this file."""

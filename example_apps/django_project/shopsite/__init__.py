@@ -1,0 +1,1 @@
+"""The project package: settings, urls, and the WSGI/ASGI entry points."""
