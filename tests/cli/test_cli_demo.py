@@ -76,9 +76,11 @@ def private_tmp(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
-def test_demo_end_to_end_matches_the_servers_counters(private_tmp: Path) -> None:
+@pytest.mark.parametrize("app", ["flask", "django"])
+def test_demo_end_to_end_matches_the_servers_counters(private_tmp: Path, app: str) -> None:
+    pytest.importorskip(app)
     result = subprocess.run(
-        [sys.executable, "-m", "mysqlpool_ext", "demo", "--quick", "--json"],
+        [sys.executable, "-m", "mysqlpool_ext", "demo", "--quick", "--json", "--app", app],
         capture_output=True,
         text=True,
         timeout=180,
@@ -87,6 +89,7 @@ def test_demo_end_to_end_matches_the_servers_counters(private_tmp: Path) -> None
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
+    assert summary["app"] == app, result.stderr  # the example app, not the built-in fallback
     pool, naive = summary["pool"], summary["new_connection_per_request"]
     workers, threads = summary["workers"], summary["threads"]
 
@@ -95,13 +98,15 @@ def test_demo_end_to_end_matches_the_servers_counters(private_tmp: Path) -> None
     assert pool["requests_ok"] > 200
     assert pool["stats_complete"] and pool["workers_reporting"] == workers
     assert pool["app_borrows"] == pool["requests_ok"]
-    # One SELECT per request, as the server counted it (its Questions, minus our own SHOWs).
-    assert pool["server_questions"] == pool["requests_ok"]
-    # Connections: the pools opened at most workers x threads, the server saw exactly those,
-    # and none during the traffic itself; the contrast opened one per request.
+    # Connections: the pools opened at most workers x threads and the server saw exactly those
+    # (Flask's pools open at start-up, Django's at first use, so maybe during the traffic).
     assert 1 <= pool["pool_connections_opened"] <= workers * threads
     assert pool["server_connections_since_gunicorn_start"] == pool["pool_connections_opened"]
-    assert pool["server_connections"] == 0
+    assert pool["server_connections"] <= pool["pool_connections_opened"]
+    # One SELECT per request, as the server counted it (its Questions, minus our own SHOWs),
+    # plus at most a set-up statement or two for each connection opened during the traffic.
+    extra = pool["server_questions"] - pool["requests_ok"]
+    assert 0 <= extra <= 2 * pool["server_connections"], pool
     assert naive["server_connections"] >= naive["requests_ok"] > 0
     assert pool["requests_per_second"] > naive["requests_per_second"]
     assert summary["speedup"] > 1
