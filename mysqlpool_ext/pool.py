@@ -27,7 +27,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pymysql
@@ -57,6 +57,8 @@ _INTERNAL_DIRS = (os.path.dirname(os.path.abspath(__file__)), contextlib.__file_
 
 _PERMIT = object()  # a waiter is allowed to open a new connection itself
 _CLOSED = object()  # the pool closed while the waiter waited
+_LEND, _CHECK, _RETIRED = 0, 1, 2  # _vet's verdicts
+_SESSION_RESET = ("session",)
 
 _names = itertools.count(1)
 _all_pools: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
@@ -369,73 +371,109 @@ class ConnectionPool:
         while True:
             slot = self._acquire(start, deadline, timeout)
             now = _monotonic()
-            expires = slot.expires
-            if expires is not None and now >= expires:
-                self._discard(slot, "reached max_lifetime", recycled=True)
-                continue
-            # Check when idle past the window, or when the server spoke first (it hung up).
-            if self._check is not None and (
-                now - slot.last_used > self._check_window or slot.raw._has_pending_input()
-            ):
+            verdict = self._vet(slot, now)
+            if verdict:
+                if verdict == _RETIRED:
+                    continue
                 try:
                     self._run_check(slot.raw)
                 except Exception as exc:  # any failure means "not usable"
-                    self._counters["checks_failed"] += 1
-                    self._discard(slot, f"failed liveness check ({exc!r})")
+                    self._check_failed(slot, exc)
                     if _monotonic() >= deadline:
                         # Each dead idle connection costs a ping: stop at the deadline.
                         raise self._check_timeout_error(start, timeout, exc) from exc
                     continue
             return self._lend(slot, now)
 
+    # The borrowing policy, in steps shared by the sync face (below) and the async face (_aio):
+    # _try_acquire (never blocks) -> wait on the queued waiter -> _end_wait -> _wait_outcome,
+    # then _vet / _check_failed, then _lend.
+    def _try_acquire(self, make_waiter: Callable[[], Any] | None) -> Any:
+        """One non-blocking attempt: an idle ``_Slot``, ``_PERMIT`` (capacity reserved: open a
+        connection), or else a waiter from ``make_waiter`` queued FIFO (None if no factory)."""
+        with self._lock:
+            if self._closed:
+                raise PoolClosedError(f"pool {self.name!r} is closed")
+            if self._idle:
+                return self._idle.pop()
+            if self._nconns < self._max_size and self._outage is None:
+                self._nconns += 1
+                return _PERMIT
+            if make_waiter is None:
+                return None
+            waiter = make_waiter()
+            self._waiters.append(waiter)
+            self._counters["requests_queued"] += 1
+            return waiter
+
+    def _end_wait(self, waiter: Any, start: float) -> Any:
+        """After a wait (woken, timed out or cancelled): what the giver left, or None after
+        leaving the queue. Under the lock, so a hand-over racing with a timeout is never lost."""
+        with self._lock:
+            result = waiter.result
+            if result is None:
+                try:
+                    self._waiters.remove(waiter)
+                except ValueError:
+                    pass
+            waited = _monotonic() - start
+            self._counters["requests_wait_ms"] += int(waited * 1000)
+            self._wait_samples.append(waited)
+        return result
+
+    def _wait_outcome(self, result: Any, start: float, timeout: float) -> Any:
+        """Turn a wait's result into a ``_Slot`` or ``_PERMIT``, or raise timeout / closed."""
+        if result is None:
+            raise self._timeout_error(start, timeout)
+        if result is _CLOSED:
+            raise PoolClosedError(f"pool {self.name!r} was closed while waiting for a connection")
+        return result
+
+    def _unclaimed(self, result: Any) -> None:
+        """A waiter got a slot or a permit but will not use it (cancelled): pass it on."""
+        if result is _PERMIT:
+            with self._lock:
+                self._nconns -= 1
+                self._grant_permit_locked()
+        elif isinstance(result, _Slot):
+            self._put_idle(result)
+
+    def _vet(self, slot: _Slot, now: float) -> int:
+        """Borrow-time policy: ``_LEND`` it, ``_CHECK`` liveness first (idle longer than
+        ``check_window``), or ``_RETIRED`` (past its lifetime: discarded, borrow again)."""
+        expires = slot.expires
+        if expires is not None and now >= expires:
+            self._discard(slot, "reached max_lifetime", recycled=True)
+            return _RETIRED
+        if self._check is not None and (
+            now - slot.last_used > self._check_window or slot.raw._has_pending_input()
+        ):
+            return _CHECK  # idle past the window, or the server spoke first (it hung up)
+        return _LEND
+
+    def _check_failed(self, slot: _Slot, exc: BaseException) -> None:
+        with self._lock:
+            self._counters["checks_failed"] += 1
+        self._discard(slot, f"failed liveness check ({exc!r})")
+
     def _acquire(self, start: float, deadline: float, timeout: float) -> _Slot:
         """Take an idle slot, or the right to open one, or wait in line for either."""
+        make_waiter = _Waiter if timeout > 0 else None
         while True:
-            waiter = None
-            with self._lock:
-                if self._closed:
-                    raise PoolClosedError(f"pool {self.name!r} is closed")
-                if self._idle:
-                    return self._idle.pop()
-                if self._nconns < self._max_size and self._outage is None:
-                    self._nconns += 1
-                    permit = True
-                else:
-                    permit = False
-                    if timeout > 0:
-                        waiter = _Waiter()
-                        self._waiters.append(waiter)
-                        self._counters["requests_queued"] += 1
-            if permit:
-                slot = self._open_with_permit()
-                if slot is not None:
-                    return slot
-                continue  # the server is unreachable: wait in line for the maintenance thread
-            if waiter is None:
+            got = self._try_acquire(make_waiter)
+            if got.__class__ is _Slot:
+                return got
+            if got is None:
                 raise self._timeout_error(start, timeout)
-            waiter.wait(deadline - _monotonic())
-            with self._lock:
-                result = waiter.result
-                if result is None:
-                    try:
-                        self._waiters.remove(waiter)
-                    except ValueError:
-                        pass
-                waited = _monotonic() - start
-                self._counters["requests_wait_ms"] += int(waited * 1000)
-                self._wait_samples.append(waited)
-            if result is None:
-                raise self._timeout_error(start, timeout)
-            if result is _CLOSED:
-                raise PoolClosedError(
-                    f"pool {self.name!r} was closed while waiting for a connection"
-                )
-            if result is _PERMIT:
-                slot = self._open_with_permit()
-                if slot is None:
-                    continue
+            if got is not _PERMIT:
+                got.wait(deadline - _monotonic())
+                got = self._wait_outcome(self._end_wait(got, start), start, timeout)
+                if got is not _PERMIT:
+                    return got
+            slot = self._open_with_permit()
+            if slot is not None:
                 return slot
-            return result
+            # The server is unreachable: wait in line for the maintenance thread.
 
     def _lend(self, slot: _Slot, now: float) -> Connection:
         lease = Connection.__new__(Connection)
@@ -589,15 +627,39 @@ class ConnectionPool:
             self._putconn(conn)
 
     def _putconn(self, lease: Connection) -> None:
-        raw_dict = lease.__dict__
-        slot: _Slot = raw_dict["_mp_slot"]
-        # Detach the borrower's object first: whatever happens next, it can no longer reach the
-        # socket, and a second close() on it is a no-op.
+        # _detach, inlined: this is the sync hot path.
+        slot: _Slot = lease.__dict__["_mp_slot"]
         lease.__dict__ = {"_mp_returned_pool": self.name}
         lease.__class__ = ReturnedConnection
         self._release(slot)
 
+    def _detach(self, lease: Connection) -> _Slot:
+        """Detach the borrower's object first: whatever happens next, it can no longer reach the
+        socket, and a second close() on it is a no-op."""
+        slot: _Slot = lease.__dict__["_mp_slot"]
+        lease.__dict__ = {"_mp_returned_pool": self.name}
+        lease.__class__ = ReturnedConnection
+        return slot
+
+    # Giving back, in steps shared by both faces: _release_begin (bookkeeping, the discard rules
+    # and the reset *plan*, no I/O) -> the face runs the plan (sync: _apply_reset; async: _aio)
+    # -> _release_end (lifetime, back to a waiter or the idle deque).
     def _release(self, slot: _Slot) -> None:
+        plan = self._release_begin(slot)
+        if plan is None:
+            return
+        if plan:
+            try:
+                self._apply_reset(slot.raw, plan)
+            except Exception as exc:  # noqa: BLE001 - a reset that fails: the connection is unusable
+                self._discard(slot, f"reset failed ({exc!r})", lost=True)
+                return
+        self._release_end(slot)
+
+    def _release_begin(self, slot: _Slot) -> tuple[str, ...] | None:
+        """None if the slot was dropped or discarded; else the reset steps it needs (``()`` for
+        a clean connection: no round trip), from ``rollback``, ``autocommit``, ``select_db``,
+        ``session``."""
         with self._lock:
             self._lent.discard(slot)
             closed = self._closed
@@ -605,47 +667,56 @@ class ConnectionPool:
                 self._drained.notify_all()
         if slot.generation != self._generation:
             slot.raw._force_close()  # lent before a fork: never speak on the parent's socket
-            return
+            return None
         if closed:
             self._drop(slot, quit=True)
-            return
+            return None
         raw = slot.raw
         if raw._sock is None or raw._mp_broken:
             self._discard(slot, "connection broken", lost=True)
-            return
+            return None
         result = raw._result
         if result is not None and (result.unbuffered_active or result.has_next):
             self._discard(slot, "returned with an unread result")
-            return
-        try:
-            if self._reset == "session":
+            return None
+        if self._reset == "session":
+            return _SESSION_RESET
+        status = raw.server_status
+        plan: tuple[str, ...] = ("rollback",) if status & _IN_TRANS else ()
+        if self._reset is not None:
+            ac = self._autocommit
+            if ac is not None and bool(status & _AUTOCOMMIT) != ac:
+                plan += ("autocommit",)
+            if raw._mp_db_changed:
+                plan += ("select_db",)
+        return plan
+
+    def _apply_reset(self, raw: _RawConnection, plan: tuple[str, ...]) -> None:
+        """Run a reset plan with blocking I/O (the sync face; also the async face's fallback)."""
+        for step in plan:
+            if step == "rollback":
+                raw.rollback()
+                self._counters["returns_rolled_back"] += 1
+            elif step == "autocommit":
+                raw.autocommit(self._autocommit)
+            elif step == "select_db":
+                if self._database:
+                    raw.select_db(self._database)
+                raw.__dict__["_mp_db_changed"] = False
+            else:  # "session"
                 raw.reset_connection()
                 if self._database and raw._mp_db_changed:
                     raw.select_db(self._database)
                 raw.__dict__["_mp_db_changed"] = False
-            else:
-                status = raw.server_status
-                if status & _IN_TRANS:
-                    raw.rollback()
-                    self._counters["returns_rolled_back"] += 1
-                if self._reset is not None:
-                    ac = self._autocommit
-                    if ac is not None and bool(raw.server_status & _AUTOCOMMIT) != ac:
-                        raw.autocommit(ac)
-                    if raw._mp_db_changed:
-                        if self._database:
-                            raw.select_db(self._database)
-                        raw.__dict__["_mp_db_changed"] = False
-        except Exception as exc:  # noqa: BLE001 - a reset that fails means the connection is unusable
-            self._discard(slot, f"reset failed ({exc!r})", lost=True)
-            return
+
+    def _release_end(self, slot: _Slot) -> None:
         now = _monotonic()
         if slot.expires is not None and now >= slot.expires:
             self._discard(slot, "reached max_lifetime", recycled=True)
             return
         slot.last_used = now
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("pool %r: put back connection %s", self.name, raw.server_thread_id[0])
+            logger.debug("pool %r: put back connection %s", self.name, _thread_id(slot))
         self._put_idle(slot)
 
     def _put_idle(self, slot: _Slot) -> None:
