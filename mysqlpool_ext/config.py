@@ -126,11 +126,11 @@ def _check_connect_kwargs(kw: dict[str, Any]) -> None:
         if not isinstance(kw["charset"], str):
             raise ConfigError("option 'charset' must be a string")
         try:
-            pymysql.charset.charset_by_name(kw["charset"])
+            known = pymysql.charset.charset_by_name(kw["charset"])
         except KeyError:
-            raise ConfigError(
-                f"option 'charset': unknown character set {kw['charset']!r}"
-            ) from None
+            known = None
+        if known is None:  # PyMySQL >= 1.1 returns None for an unknown name, older raised
+            raise ConfigError(f"option 'charset': unknown character set {kw['charset']!r}")
     if "autocommit" in kw and kw["autocommit"] not in (True, False, None, 0, 1):
         raise ConfigError(
             f"option 'autocommit' must be True, False or None, got {kw['autocommit']!r}"
