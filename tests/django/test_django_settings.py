@@ -175,6 +175,11 @@ def test_entry_without_a_server_falls_back_to_the_same_sources() -> None:
             "MYSQLPOOL['default']['OPTIONS']['connect_timeout']",
             "connect_timeout",
         ),
+        (
+            {"URL": "mysql://u@h/d", "CHARSET": "klingon"},
+            "MYSQLPOOL['default']['CHARSET']",
+            "character set",
+        ),
         ({"DATABASE": "nope"}, "MYSQLPOOL['default']['DATABASE']", "not one"),
         ({"URL": "mysql://u@h/d", "DATABASE": "default"}, "MYSQLPOOL['default']", "not both"),
     ],
