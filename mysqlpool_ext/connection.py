@@ -172,7 +172,11 @@ class Connection(pymysql.connections.Connection):
         if self.init_command is not None:
             self.query(self.init_command)
             self._affected_rows = 0
-        if self.autocommit_mode is not None:
+        # The mode it was opened with, not the last one set: a borrower's conn.autocommit(False)
+        # also changes autocommit_mode, and re-sending that undid half of the reset.
+        autocommit = self.__dict__.get("_mp_opened_autocommit", self.autocommit_mode)
+        if autocommit is not None:
+            self.autocommit_mode = autocommit
             self._send_autocommit_mode()
 
     # -- noticing a broken connection -----------------------------------------------------------
@@ -257,6 +261,7 @@ class _RawConnection(Connection):
     def __init__(self, _ssl_cache: dict[Any, Any], **kwargs: Any) -> None:
         self.__dict__["_mp_ssl_cache"] = _ssl_cache
         super().__init__(**kwargs)
+        self.__dict__["_mp_opened_autocommit"] = self.autocommit_mode
 
     def _create_ssl_ctx(self, sslp: Any) -> Any:
         cache: dict[Any, Any] = self.__dict__["_mp_ssl_cache"]
