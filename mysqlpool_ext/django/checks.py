@@ -20,7 +20,7 @@ __all__ = ["check_middleware", "check_settings"]
 MIDDLEWARE_PATH = "mysqlpool_ext.django.middleware.MySQLPoolMiddleware"
 
 
-@checks.register(checks.Tags.database)
+@checks.register()  # no "database" tag: it never connects, so it always runs
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Every problem ``MYSQLPOOL`` (or the setting it falls back to) has, without connecting."""
     _, errors = read_config(settings)

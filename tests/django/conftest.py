@@ -2,8 +2,8 @@
 
 Django is configured here, when pytest collects this directory, and only then: running another
 layer (``pytest tests/core``) never loads Django. The server URL is not known at import time (the
-shared server starts at session scope), so ``MYSQLPOOL`` is installed by the session fixture
-``django_mysqlpool`` through ``override_settings``, which also closes the pools at the end.
+shared server starts at session scope), so ``MYSQLPOOL`` is installed per test through
+``override_settings``, which also closes the pools at the end of each test.
 
 This directory has no ``__init__.py`` on purpose: a package here would be imported as ``django``
 (its directory name) and shadow Django itself.
@@ -23,11 +23,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djtest_project.settings")
+_SET_DSM = "DJANGO_SETTINGS_MODULE" not in os.environ
+if _SET_DSM:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "djtest_project.settings"
 
 import django  # noqa: E402
 
 django.setup()
+if _SET_DSM:
+    # Settings are loaded now; do not leak the variable into other layers' subprocesses (the
+    # demo's Django project would try to load this test project's settings).
+    del os.environ["DJANGO_SETTINGS_MODULE"]
 
 from django.test.utils import override_settings  # noqa: E402
 
@@ -40,29 +46,19 @@ def pool_settings(url: str, **extra: Any) -> dict[str, Any]:
     return {"default": {"URL": url, "SIZE": 1, "MAX_SIZE": 4, "TIMEOUT": 10, **extra}}
 
 
-@pytest.fixture(scope="session")
-def django_mysqlpool(mysql_server: Any) -> Iterator[dict[str, Any]]:
-    """``MYSQLPOOL`` pointing at the session's server, for every test of this directory."""
-    value = pool_settings(mysql_server.url)
-    override = override_settings(MYSQLPOOL=value)
-    override.enable()
-    try:
-        yield value
-    finally:
-        override.disable()
-        pools.close_all()
-
-
 @pytest.fixture(autouse=True)
 def _django_pools(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Tests that need a server get MYSQLPOOL; after each test no connection may stay lent."""
+    """``MYSQLPOOL`` pointing at the session's server for each test of this directory (not for
+    the session: other layers' tests must not find a Django pool behind ``current_pool``); after
+    each test no connection may stay lent. Overriding closes the pools before and after."""
     if "no_server" in request.keywords:
         yield
         return
-    request.getfixturevalue("django_mysqlpool")
-    yield
-    for pool in pools.all(initialized_only=True):
-        assert pool.stats()["in_use"] == 0, f"pool {pool.name!r} still lends a connection"
+    server = request.getfixturevalue("mysql_server")
+    with override_settings(MYSQLPOOL=pool_settings(server.url)):
+        yield
+        for pool in pools.all(initialized_only=True):
+            assert pool.stats()["in_use"] == 0, f"pool {pool.name!r} still lends a connection"
 
 
 @pytest.fixture

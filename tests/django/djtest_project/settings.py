@@ -20,6 +20,9 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 LOGGING_CONFIG = None
 
+# Empty unless a server subprocess gets a URL: no pool, and no fallback to DATABASE_URL /
+# MYSQLPOOL_URL, so other test layers sharing this process never find a Django pool.
+MYSQLPOOL: dict[str, dict[str, object]] = {}
 if os.environ.get("DJTEST_MYSQLPOOL_URL"):
     MYSQLPOOL = {
         "default": {
