@@ -500,6 +500,25 @@ class _StatsPoller:
                 return False
             self.poll_once()
 
+    def wait_warm(self, workers: int, timeout: float = 10.0) -> bool:
+        """Wait until every worker answered and each pool built so far holds ``size``
+        connections (Flask's pools fill in the background; Django's are built at first use)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            since = time.monotonic()
+            if not self.fresh_from_all(workers, since, max(0.0, deadline - since)):
+                return False
+            warm = all(
+                stats.get("pool_size", 0) >= stats.get("pool_min", 0)
+                for pools in self.snapshot().values()
+                for stats in pools.values()
+            )
+            if warm:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
     def run(self, stop: threading.Event, interval: float = 0.2) -> None:
         while not stop.is_set():
             self.poll_once()
@@ -828,8 +847,7 @@ def run_demo(args: argparse.Namespace) -> int:
         say(f"serving on http://127.0.0.1:{gunicorn.port}  (stats: {profile.stats_path})")
 
         poller = _StatsPoller(gunicorn.port, profile.stats_path)
-        before_at = time.monotonic()
-        poller.fresh_from_all(args.workers, before_at, timeout=10)
+        poller.wait_warm(args.workers)
         before = poller.snapshot()
 
         say(
