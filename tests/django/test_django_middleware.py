@@ -164,3 +164,39 @@ async def test_async_open_transaction_is_rolled_back(txn_table: Callable[[], lis
     assert (await client.get("/open-txn/async-left-open")).status_code == 200
     assert in_use() == 0
     assert txn_table() == []
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_pool_reusing_a_databases_alias_connects_with_its_options(mysql_server: Any) -> None:
+    from django.test.utils import override_settings
+
+    from mysqlpool_ext.django.pools import pools as handler
+
+    databases = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "replica": {
+            "ENGINE": "django.db.backends.mysql",
+            "HOST": mysql_server.host,
+            "PORT": str(mysql_server.port),
+            "USER": mysql_server.user,
+            "PASSWORD": mysql_server.password,
+            "NAME": mysql_server.database,
+            "OPTIONS": {"isolation_level": "read committed"},
+        },
+    }
+    mysqlpool = {
+        "default": {"URL": mysql_server.url, "SIZE": 1},
+        "reports": {"DATABASE": "replica", "SIZE": 1, "MAX_SIZE": 2},
+    }
+    with override_settings(DATABASES=databases, MYSQLPOOL=mysqlpool):
+        reports = current_pool.using("reports")
+        rows = reports.execute_query(
+            "SHOW SESSION VARIABLES"
+            " WHERE Variable_name IN ('tx_isolation', 'transaction_isolation')"
+        )
+        assert {value for _, value in rows} == {"READ-COMMITTED"}
+        assert reports.name == "reports"
+        assert handler["reports"] is get_pool("reports")
+        assert handler["reports"] is not handler["default"]
+        assert handler["reports"].stats()["in_use"] == 0
+    assert handler.get("reports") is None  # overriding the settings closed the pool
