@@ -217,6 +217,10 @@ class Connection(pymysql.connections.Connection):
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         """Commit an open transaction on success, roll back on error, then give back (or close)."""
+        if isinstance(self, ReturnedConnection):
+            # The body gave it back (``conn.close()``): ``with`` bound this method at entry, so
+            # ReturnedConnection.__exit__ is never reached. Nothing left to do.
+            return
         slot = self._mp_slot
         if slot is None:
             # Unpooled: exactly PyMySQL's behaviour.
