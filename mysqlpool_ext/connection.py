@@ -363,6 +363,10 @@ class ReturnedConnection(Connection):
     def __getattribute__(self, name: str) -> Any:
         if name in _RETURNED_OK:
             return object.__getattribute__(self, name)
+        if name == "_result":
+            # SSCursor.__del__ (= close) compares its result with the connection's: "none" lets
+            # a cursor that outlived its lease be collected quietly instead of printing a traceback.
+            return None
         _raise_returned(self, name)
 
     def close(self) -> None:
