@@ -16,9 +16,12 @@ The runner calls ``run`` with those of these keyword arguments that its signatur
 
 - ``url``: ``mysql://user:password@host:port/database`` of the server to use (never print it:
   it holds the password); also passed as ``server_url`` / ``db_url`` if those are the names used;
-- ``duration``: seconds per measured cell (time-boxed runs; 0.6 by default, 0.3 with ``--quick``);
-- ``repeats``: how many times each cell is repeated (interleaved); report the median;
-- ``quick``: a smoke run (CI): fewer cells, shorter durations.
+- ``duration``: seconds per measured cell (time-boxed runs; 1.0 by default, 0.3 with ``--quick``;
+  a module may impose its own minimum);
+- ``repeats``: how many times each cell is repeated (interleaved); report the median (3 by
+  default, 1 with ``--quick``);
+- ``quick``: a smoke run (CI): fewer cells, shorter durations;
+- ``progress``: a ``print``-like callable for one-line progress messages.
 
 Each returned dict is one cell (one subject in one scenario), with these keys (extra keys are kept
 in the JSON and ignored by the tables):

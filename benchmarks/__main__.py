@@ -44,7 +44,9 @@ MARKDOWN = os.path.join(ROOT, "BENCHMARKS.md")
 OPTIONAL = ("async", "flask", "django")
 
 
-def _call_run(func: Any, url: str, duration: float, repeats: int, quick: bool) -> Any:
+def _call_run(
+    func: Any, url: str, duration: float, repeats: int, quick: bool, progress: Any
+) -> Any:
     """Call ``run`` with the keyword arguments its signature accepts (see the package docstring)."""
     offered = {
         "url": url,
@@ -53,6 +55,7 @@ def _call_run(func: Any, url: str, duration: float, repeats: int, quick: bool) -
         "duration": duration,
         "repeats": repeats,
         "quick": quick,
+        "progress": progress,
     }
     params = inspect.signature(func).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -62,12 +65,15 @@ def _call_run(func: Any, url: str, duration: float, repeats: int, quick: bool) -
     return func(**kwargs)
 
 
-def _durations(args: argparse.Namespace) -> tuple[float, int]:
-    """Seconds per cell and repeats: 0.6 s x 5 interleaved repeats by default (medians of five
-    short runs resist a noisy neighbour better than one long run); 0.3 s x 1 with --quick."""
-    duration = args.duration or (0.3 if args.quick else 0.6)
-    repeats = args.repeats or (1 if args.quick else 5)
-    return duration, repeats
+def _durations(args: argparse.Namespace, core: bool = True) -> tuple[float, int]:
+    """Seconds per cell and repeats. Core: 0.6 s x 5 interleaved repeats (medians of five short
+    runs resist a noisy neighbour better than one long run). The other modules: 1.0 s x 3 (a web
+    cell starts gunicorn; each module applies its own minimum). --quick: 0.3 s x 1."""
+    if args.quick:
+        return args.duration or 0.3, args.repeats or 1
+    if core:
+        return args.duration or 0.6, args.repeats or 5
+    return args.duration or 1.0, args.repeats or 3
 
 
 def _run_optional(
@@ -90,11 +96,13 @@ def _run_optional(
         print(f"[bench] skip {name}: {modname} has no run()", flush=True)
         skipped.append(f"{name} (no run())")
         return []
-    duration, repeats = _durations(args)
+    duration, repeats = _durations(args, core=False)
     print(f"[bench] {name}: {modname}.run()", flush=True)
     started = time.monotonic()
     try:
-        raw_rows = _call_run(run, url, duration, repeats, args.quick)
+        raw_rows = _call_run(
+            run, url, duration, repeats, args.quick, lambda msg: print(msg, flush=True)
+        )
     except Exception as exc:  # noqa: BLE001 - report and carry on with the other modules
         traceback.print_exc()
         print(f"[bench] {name} failed: {exc!r}", flush=True)
@@ -112,8 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: few, short cells")
-    parser.add_argument("--duration", type=float, help="seconds per cell (default 0.6; quick 0.3)")
-    parser.add_argument("--repeats", type=int, help="repeats per cell, median kept (default 5)")
+    parser.add_argument(
+        "--duration", type=float, help="seconds per cell (default: core 0.6, others 1.0; quick 0.3)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="repeats per cell, median kept (default: core 5, others 3)"
+    )
     parser.add_argument(
         "--only", action="append", choices=("core", *OPTIONAL), help="run only these modules"
     )

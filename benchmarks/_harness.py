@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import platform
+import resource
 import statistics
 import threading
 import time
@@ -101,6 +102,14 @@ class Measurement:
     elapsed: float
     latencies: list[float]
     first_error: str | None = None
+    #: CPU seconds this process used (all threads) over the measured window: tells a client-CPU
+    #: bound cell (pool overhead) from one waiting on the server or on thread wake-ups.
+    cpu: float = 0.0
+    #: Context switches (voluntary + involuntary, all threads) over the whole cell: each thread
+    #: hand-off (a waiter woken, a blocking recv) is at least one.
+    switches: int = 0
+    #: Successful operations of each thread (fairness: does every thread get its turn?).
+    per_thread: list[int] = field(default_factory=list)
 
     @property
     def ops_s(self) -> float:
@@ -170,10 +179,16 @@ def measure(
     now = time.perf_counter()
     warm_end[0] = now + warmup
     end[0] = now + warmup + duration
+    cpu0 = time.process_time()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     go.set()
     _loop(ops[0], go, warm_end, end, out)
     for w in workers:
         w.join()
+    # CPU over warm-up + measured window, scaled to the measured window (same work throughout).
+    cpu = (time.process_time() - cpu0) * duration / (time.perf_counter() - now)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    switches = ru1.ru_nvcsw + ru1.ru_nivcsw - ru0.ru_nvcsw - ru0.ru_nivcsw
     elapsed = time.perf_counter() - warm_end[0]
     latencies: list[float] = []
     errors = 0
@@ -182,7 +197,12 @@ def measure(
         latencies.extend(lat)
         errors += err
         first_error = first_error or first
-    return Measurement(len(latencies), errors, elapsed, latencies, first_error)
+    # Scaled like cpu; the count includes the warm-up, so per-op figures use all operations.
+    switches = int(switches * duration / (duration + warmup))
+    per_thread = [len(lat) for lat, _, _ in out]
+    return Measurement(
+        len(latencies), errors, elapsed, latencies, first_error, cpu, switches, per_thread
+    )
 
 
 def summarize(m: Measurement) -> dict[str, Any]:
@@ -198,18 +218,38 @@ def summarize(m: Measurement) -> dict[str, Any]:
         "ops_s": m.ops_s,
         "p50_ms": pct(50),
         "p99_ms": pct(99),
+        "p999_ms": pct(99.9),
         "max_ms": lat[-1] * ms if lat else None,
         "errors": m.errors,
         "ops": m.ops,
         "elapsed_s": m.elapsed,
         "first_error": m.first_error,
+        "cpu_util": m.cpu / m.elapsed if m.elapsed > 0 else None,
+        "cpu_us_per_op": m.cpu / m.ops * 1e6 if m.ops else None,
+        "switches_per_op": m.switches / m.ops if m.ops else None,
+        # The least served thread's share of the mean: 1.0 is perfectly fair, 0 is starvation.
+        "fairness": (
+            min(m.per_thread) * len(m.per_thread) / sum(m.per_thread)
+            if m.per_thread and sum(m.per_thread)
+            else None
+        ),
     }
 
 
 def median_row(repeats: list[dict[str, Any]]) -> dict[str, Any]:
     """Fold the repeats of one cell: the median of each figure, errors summed."""
     row: dict[str, Any] = {}
-    for key in ("ops_s", "p50_ms", "p99_ms", "max_ms"):
+    for key in (
+        "ops_s",
+        "p50_ms",
+        "p99_ms",
+        "p999_ms",
+        "max_ms",
+        "cpu_util",
+        "cpu_us_per_op",
+        "switches_per_op",
+        "fairness",
+    ):
         values = [r[key] for r in repeats if r.get(key) is not None]
         row[key] = statistics.median(values) if values else None
     row["errors"] = sum(r["errors"] for r in repeats)

@@ -7,6 +7,7 @@ analysis (profiles, explanations of missed targets) survives a re-run.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,13 +72,42 @@ def _fmt_ms(v: float | None) -> str:
     return f"{v:.3f}"
 
 
-def _fmt_ratio(ours: float | None, peer: float | None) -> str:
-    if not ours or not peer:
+def paired_ratio(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    """ops/s of ``a`` over ``b``: the median of the per-repeat ratios when both rows carry their
+    repeats (each pair ran seconds apart, so a slow spell of the machine cancels out), else the
+    ratio of the medians."""
+    ra, rb = a.get("repeats_ops_s"), b.get("repeats_ops_s")
+    if ra and rb and len(ra) == len(rb) and all(rb):
+        return float(statistics.median(x / y for x, y in zip(ra, rb)))
+    if a.get("ops_s") and b.get("ops_s"):
+        return float(a["ops_s"]) / float(b["ops_s"])
+    return None
+
+
+def _fmt_ratio(r: float | None) -> str:
+    if not r:
         return "–"
-    r = ours / peer
     if r >= 10:
         return f"{r:,.0f}×"
     return f"{r:.2f}×"
+
+
+def _fmt_plain(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def _fmt_fair(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+#: Columns shown when a scenario's rows carry them: (key, header, formatter).
+_EXTRA_COLUMNS = [
+    ("p999_ms", "p99.9 ms", _fmt_ms),
+    ("max_ms", "max ms", _fmt_ms),
+    ("fairness", "fairness", _fmt_fair),
+    ("cpu_us_per_op", "client CPU µs/op", _fmt_plain),
+    ("switches_per_op", "ctx switches/op", _fmt_plain),
+]
 
 
 def _errors(row: dict[str, Any]) -> str:
@@ -117,10 +147,14 @@ def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def add(name: str, target: str, measured: str, met: bool | None) -> None:
         out.append({"target": name, "goal": target, "measured": measured, "met": met})
 
-    ours_b, sqla_b, pmp_b = ops("borrow_1", "ours"), ops("borrow_1", "sqlalchemy"), None
+    def ratio(s: str, a: str, b: str) -> float | None:
+        ra, rb = _find(rows, s, a), _find(rows, s, b)
+        return paired_ratio(ra, rb) if ra and rb else None
+
+    ours_b, sqla_b = ops("borrow_1", "ours"), ops("borrow_1", "sqlalchemy")
     pmp_b = ops("borrow_1", "pymysql_pool")
-    if ours_b and sqla_b and pmp_b:
-        r1, r2 = ours_b / sqla_b, ours_b / pmp_b
+    r1, r2 = ratio("borrow_1", "ours", "sqlalchemy"), ratio("borrow_1", "ours", "pymysql_pool")
+    if ours_b and sqla_b and pmp_b and r1 and r2:
         add(
             "borrow+return, 1 thread",
             "≥ 10× SQLAlchemy and ≥ 10× pymysql-pool",
@@ -129,12 +163,13 @@ def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             r1 >= 10 and r2 >= 10,
         )
     ours_s, raw_s = ops("select1_1", "ours"), ops("select1_1", "raw")
-    if ours_s and raw_s:
+    r_s = ratio("select1_1", "ours", "raw")
+    if ours_s and raw_s and r_s:
         add(
             "SELECT 1, 1 thread",
             "≥ 90 % of raw PyMySQL",
-            f"{ours_s:,.0f}/s = {100 * ours_s / raw_s:.0f} % of raw ({raw_s:,.0f}/s)",
-            ours_s / raw_s >= 0.9,
+            f"{ours_s:,.0f}/s vs raw {raw_s:,.0f}/s: {100 * r_s:.0f} % of raw",
+            r_s >= 0.9,
         )
     o32 = _find(rows, "select1_32", "ours")
     r32 = _find(rows, "select1_32", "raw")
@@ -194,8 +229,15 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines.append(f"- **Versions**: {vers}")
     lines.append(
         f"- **Cells**: {result['duration_s']} s each after a short warm-up, repeated "
-        f"{result['repeats']}× interleaved with the other subjects; the table shows the median "
-        f"of the repeats (errors are summed). Whole run: {result['elapsed_s']:.0f} s."
+        f"{result['repeats']}× interleaved with the other subjects; the tables show the median "
+        "of the repeats (errors are summed); a ratio is the median of the per-repeat ratios. "
+        f"Whole run: {result['elapsed_s']:.0f} s."
+    )
+    lines.append(
+        "- **Columns**: *fairness* = the least-served thread's operations ÷ the mean per thread "
+        "(1 = every thread got its turn, 0 = a thread starved for a whole cell); *client CPU "
+        "µs/op* and *ctx switches/op* = this process's CPU time and context switches per "
+        "operation (the server's are not included)."
     )
     if result.get("skipped"):
         lines.append("- **Not run**: " + "; ".join(result["skipped"]))
@@ -215,8 +257,10 @@ def render_markdown(result: dict[str, Any]) -> str:
     for title, cell_rows in _scenarios(rows):
         ours_rows = [r for r in cell_rows if r.get("ours")]
         lines += [f"### {title}", ""]
-        header = "| subject | ops/s | p50 ms | p99 ms | errors |"
-        sep = "|---|---:|---:|---:|---:|"
+        extra = [c for c in _EXTRA_COLUMNS if any(r.get(c[0]) is not None for r in cell_rows)]
+        header = "| subject | ops/s | p50 ms | p99 ms |" + "".join(f" {c[1]} |" for c in extra)
+        header += " errors |"
+        sep = "|---|---:|---:|---:|" + "---:|" * len(extra) + "---:|"
         for o in ours_rows:
             header += f" {o['subject']} ÷ this |"
             sep += "---:|"
@@ -225,10 +269,12 @@ def render_markdown(result: dict[str, Any]) -> str:
             name = f"**{r['subject']}**" if r.get("ours") else str(r["subject"])
             line = (
                 f"| {name} | {_fmt_num(r['ops_s'])} | {_fmt_ms(r.get('p50_ms'))} | "
-                f"{_fmt_ms(r.get('p99_ms'))} | {_errors(r)} |"
+                f"{_fmt_ms(r.get('p99_ms'))} |"
+                + "".join(f" {fmt(r.get(key))} |" for key, _, fmt in extra)
+                + f" {_errors(r)} |"
             )
             for o in ours_rows:
-                line += " – |" if o is r else f" {_fmt_ratio(o['ops_s'], r['ops_s'])} |"
+                line += " – |" if o is r else f" {_fmt_ratio(paired_ratio(o, r))} |"
             lines.append(line)
         lines.append("")
     notes: dict[str, str] = {}
