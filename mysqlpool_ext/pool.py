@@ -677,8 +677,6 @@ class ConnectionPool:
             return None
         result = raw._result
         if result is not None and (result.unbuffered_active or result.has_next):
-            # The borrower's result object must not read the socket when it is collected.
-            result.unbuffered_active = False
             self._discard(slot, "returned with an unread result")
             return None
         if self._reset == "session":
