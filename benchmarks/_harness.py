@@ -142,14 +142,14 @@ def _loop(
             op()
         except Exception as exc:  # noqa: BLE001 - a failed borrow is a result, not a crash
             t2 = pc()
-            if t >= warm:
+            if t2 >= warm:
                 errors += 1
                 if first_error is None:
                     first_error = f"{type(exc).__name__}: {exc}"[:200]
             t = t2
             continue
         t2 = pc()
-        if t >= warm:
+        if t2 >= warm:  # by end time: a thread starved since the warm-up still shows its wait
             append(t2 - t)
         t = t2
     out.append((lat, errors, first_error))
