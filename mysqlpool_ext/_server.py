@@ -28,8 +28,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -107,6 +108,44 @@ def _find_tool(names: Sequence[str], near: str) -> str | None:
             if candidate.is_file() and os.access(candidate, os.X_OK):
                 return str(candidate)
     return None
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back for a few lines: a KeyboardInterrupt between starting a child
+    and recording its pid would orphan it. Raised after the block if one came. (Signals are not
+    blocked: children would inherit the mask and ignore SIGTERM.) Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        caught.append(signum)
+
+    old_int = signal.signal(signal.SIGINT, hold)
+    old_term = signal.signal(signal.SIGTERM, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _kill_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGKILL a process started with ``start_new_session`` and all of its group; wait for them."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)  # raises once no process of the group is left
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
 
 
 def _server_greets(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -310,6 +349,16 @@ class ThrowawayServer:
         return os.path.isdir(os.path.join(self.datadir, "mysql"))
 
     def _initialise(self, binary: str, timeout: float) -> None:
+        try:
+            self._initialise_once(binary, timeout)
+        except RuntimeError:
+            # Seen once in many runs on a loaded machine: mariadb-install-db's bootstrap failed
+            # without a clear cause. A second try on a fresh data dir is cheap (~0.5 s).
+            logger.warning("data dir initialisation failed; retrying once on a fresh data dir")
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            self._initialise_once(binary, timeout)
+
+    def _initialise_once(self, binary: str, timeout: float) -> None:
         os.makedirs(self.datadir, exist_ok=True)
         if self._is_mariadb:
             tool = _find_tool(("mariadb-install-db", "mysql_install_db"), binary)
@@ -334,19 +383,28 @@ class ThrowawayServer:
         with open(self.log_path, "ab") as log:
             log.write(f"\n== init: {' '.join(cmd)}\n".encode())
             log.flush()
+            # Own process group: mariadb-install-db is a script whose bootstrap mariadbd would
+            # outlive it (and keep writing into the data dir after cleanup removed it) if only
+            # the script were killed, e.g. on Ctrl-C.
+            proc: subprocess.Popen[bytes] | None = None
             try:
-                result = subprocess.run(
-                    cmd,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    timeout=max(timeout, 60),
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise RuntimeError(self._failure("data dir initialisation timed out")) from None
-        if result.returncode != 0:
-            raise RuntimeError(self._failure(f"data dir initialisation exited {result.returncode}"))
+                with deferred_interrupts():
+                    proc = subprocess.Popen(
+                        cmd,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                returncode = proc.wait(timeout=max(timeout, 60))
+            except BaseException as exc:
+                if proc is not None:
+                    _kill_group(proc)
+                if isinstance(exc, subprocess.TimeoutExpired):
+                    raise RuntimeError(self._failure("data dir initialisation timed out")) from None
+                raise
+        if returncode != 0:
+            raise RuntimeError(self._failure(f"data dir initialisation exited {returncode}"))
 
     def _server_command(self, binary: str) -> list[str]:
         cmd = [
@@ -373,15 +431,16 @@ class ThrowawayServer:
             log.write(f"\n== start: {' '.join(cmd)}\n".encode())
             log.flush()
             # Own session: a Ctrl-C in the terminal reaches Python, whose cleanup stops the server.
-            self._proc = subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            with deferred_interrupts():
+                self._proc = subprocess.Popen(
+                    cmd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                self._start_watchdog(self._proc.pid)
         self._log_offset = os.path.getsize(self.log_path)
-        self._start_watchdog(self._proc.pid)
 
     def _start_watchdog(self, pid: int) -> None:
         try:
