@@ -80,7 +80,8 @@ def run_query(
         else:
             cur.execute(query, args if args != () else None)
         if cur.description is None:
-            return RowCount(cur.rowcount, cur.lastrowid or 0)
+            # executemany() with no rows executes nothing: the cursor has no lastrowid then.
+            return RowCount(cur.rowcount, getattr(cur, "lastrowid", None) or 0)
         return cur.fetchone() if return_one else cur.fetchall()
     finally:
         cur.close()
