@@ -36,6 +36,7 @@ import ssl
 import struct
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -360,7 +361,7 @@ async def aio_run_query(
         else:
             await _query(conn, cur, cur.mogrify(query, args if args != () else None))
         if cur.description is None:
-            return RowCount(cur.rowcount, cur.lastrowid or 0)
+            return RowCount(cur.rowcount, getattr(cur, "lastrowid", None) or 0)
         return cur.fetchone() if return_one else cur.fetchall()
     finally:
         cur.connection = None
@@ -463,6 +464,8 @@ async def _roundtrip(conn: Connection, command: int, payload: bytes) -> bytes:
     result = conn._result
     if result is not None:
         if result.unbuffered_active or result.has_next:
+            if result.unbuffered_active:
+                warnings.warn("Previous unbuffered result was left incomplete", stacklevel=3)
             await _in_thread(conn, _finish_pending, conn)
             sock = conn._sock
             if sock is None:
