@@ -383,7 +383,10 @@ class _Gunicorn:
         self.watchdog: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
-        with open(self.log_path, "ab") as log:
+        from ._server import deferred_interrupts
+
+        # A Ctrl-C between the fork and recording the pid would orphan gunicorn: hold it back.
+        with deferred_interrupts(), open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.cmd,
                 stdin=subprocess.DEVNULL,
@@ -392,13 +395,13 @@ class _Gunicorn:
                 env=self.env,
                 start_new_session=True,  # our cleanup stops it, not the terminal's Ctrl-C
             )
-        self.watchdog = subprocess.Popen(
-            [sys.executable, "-I", "-c", _WATCHDOG, str(self.proc.pid), self.tmpdir],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+            self.watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-c", _WATCHDOG, str(self.proc.pid), self.tmpdir],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
