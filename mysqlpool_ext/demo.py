@@ -39,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -1052,4 +1053,4 @@ def _print_summary(console: Any, summary: dict[str, Any]) -> None:
         if console is not None:
             console.print(line)
         else:
-            print(line)
+            print(textwrap.fill(line, width=100, subsequent_indent="  "))
