@@ -79,6 +79,7 @@ def private_tmp(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.parametrize("app", ["flask", "django"])
 def test_demo_end_to_end_matches_the_servers_counters(private_tmp: Path, app: str) -> None:
     pytest.importorskip(app)
+    pytest.importorskip(f"example_apps.{'flask_app' if app == 'flask' else 'django_project'}")
     result = subprocess.run(
         [sys.executable, "-m", "mysqlpool_ext", "demo", "--quick", "--json", "--app", app],
         capture_output=True,
