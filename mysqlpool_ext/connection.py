@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import select
 import struct
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -30,6 +31,7 @@ __all__ = ["LOST_CONNECTION_CODES", "Connection", "ReturnedConnection", "RowCoun
 
 COM_RESET_CONNECTION = 0x1F
 
+_SSL_BUILD_LOCK = threading.Lock()
 _poll = getattr(select, "poll", None)  # not on Windows: select.select() stands in there
 _POLLIN = getattr(select, "POLLIN", 1)
 
@@ -275,7 +277,13 @@ class _RawConnection(Connection):
         key = tuple(sorted((k, repr(v)) for k, v in sslp.items()))
         ctx = cache.get(key)
         if ctx is None:
-            ctx = cache[key] = super()._create_ssl_ctx(sslp)
+            # Once per pool, not once per thread that races to open the first connections:
+            # building a context holds the GIL for 20-40 ms (it stalls every other thread and
+            # the event loop of the async face while it runs).
+            with _SSL_BUILD_LOCK:
+                ctx = cache.get(key)
+                if ctx is None:
+                    ctx = cache[key] = super()._create_ssl_ctx(sslp)
         return ctx
 
     def connect(self, sock: Any = None) -> None:
