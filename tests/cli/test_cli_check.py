@@ -162,3 +162,27 @@ def test_missing_command_is_a_usage_error() -> None:
     result = run_cli()
     assert result.returncode == EXIT_USAGE
     assert "usage: mysqlpool-ext" in result.stderr
+
+
+def test_plain_text_when_rich_is_not_installed(db_url: str, mysql_server: Any) -> None:
+    """The core needs only PyMySQL: without rich the CLI prints the same facts as plain text."""
+    code = (
+        "import sys; sys.modules['rich'] = None\n"  # makes `import rich...` raise ImportError
+        "from mysqlpool_ext.cli import main\n"
+        "sys.exit(main(['check', sys.argv[1]]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, db_url], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("server ")
+    assert "wait_timeout" in result.stdout
+    assert mysql_server.password not in result.stdout
+
+
+def test_demo_with_an_unreachable_url_fails_fast_and_clearly() -> None:
+    port = closed_port()
+    result = run_cli("demo", "--quick", "--url", f"mysql://app:{WRONG_PASSWORD}@127.0.0.1:{port}/x")
+    assert result.returncode == EXIT_UNREACHABLE
+    assert "cannot connect to mysql://app:***@" in result.stderr
+    assert WRONG_PASSWORD not in result.stdout + result.stderr
