@@ -25,7 +25,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     """Every problem ``MYSQLPOOL`` (or the setting it falls back to) has, without connecting."""
     _, errors = read_config(settings)
     return [
-        checks.Error(str(err), hint=err.hint, obj=err.setting, id=f"mysqlpool.E{err.code:03d}")
+        checks.Error(err.message, hint=err.hint, obj=err.setting, id=f"mysqlpool.E{err.code:03d}")
         for err in errors
     ]
 

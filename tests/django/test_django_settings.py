@@ -216,7 +216,8 @@ def test_manage_py_check_reports_a_bad_value_naming_the_setting() -> None:
         messages = checks.run_checks()
         errors = [m for m in messages if m.id.startswith("mysqlpool.")]
         assert [m.id for m in errors] == ["mysqlpool.E004"]
-        assert "MYSQLPOOL['default']['SIZE']" in errors[0].msg
+        assert errors[0].obj == "MYSQLPOOL['default']['SIZE']"
+        assert "'size' must be >= 0" in errors[0].msg
         with pytest.raises(SystemCheckError, match=r"MYSQLPOOL\['default'\]\['SIZE'\]"):
             call_command("check")
 
