@@ -1,0 +1,426 @@
+"""Flask: the example shop's ``GET /users/<id>`` under gunicorn, the extension vs its peers.
+
+    python -m benchmarks.flask_bench [--quick] [--duration S] [--repeats N]
+
+One endpoint, ``SELECT id, name FROM users WHERE id=%s`` returned as JSON, served by gunicorn
+(2 workers x 4 threads, gthread), 32 concurrent clients, every request with ``Connection: close``
+(with keep-alive one worker takes almost every client and the figures swing 2x):
+
+- ``mysqlpool_ext``: ``example_apps/flask_app`` as a user would run it — ``MySQLPool`` +
+  ``current_pool.execute_query`` (size 4 per worker, one connection per thread);
+- ``Flask-SQLAlchemy pool_size=4``: ``db.session.execute(text(...))`` on SQLAlchemy's QueuePool;
+- ``new PyMySQL connection per request``: ``pymysql.connect()`` in the view, default options
+  (PyMySQL then builds a TLS context on every connect: the usual cost of doing this);
+- ``... ssl_disabled=True``: the same without that cost (the fastest a connection per request gets);
+- ``Flask, no database``: the same route returning a constant — the ceiling of the stack here.
+
+All servers run at the same time and the cells are interleaved (repeat 1 of every subject, then
+repeat 2...), so a noisy neighbour hurts them alike; each figure is the median of its repeats.
+The load generator is ``wrk`` (``apt-get install wrk``); without it, a Python thread-pool client
+(slower: it competes with the servers for the two cores; the rows say so).
+
+The peer apps are the factories below (``sqlalchemy_app``, ``pymysql_app``, ``nodb_app``); gunicorn
+imports them as ``benchmarks.flask_bench:sqlalchemy_app()``. Flask-SQLAlchemy is in the ``bench``
+extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from flask import Flask, abort
+from flask.typing import ResponseReturnValue
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKERS, THREADS, CLIENTS = 2, 4, 32
+PATH = "/users/1"
+BENCH_DB = "mysqlpool_flask_bench"
+SCENARIO = (
+    f"Flask view, 1 SELECT by primary key; gunicorn {WORKERS} workers x {THREADS} threads, "
+    f"{CLIENTS} clients"
+)
+QUERY = "SELECT id, name FROM users WHERE id=%s"
+
+#: (key, subject, gunicorn app, ours, needs)
+SUBJECTS: tuple[tuple[str, str, str, bool, str | None], ...] = (
+    ("pool", "mysqlpool_ext (MySQLPool + current_pool)", "example_apps.flask_app.app:create_app()",
+     True, None),
+    ("sqlalchemy", f"Flask-SQLAlchemy pool_size={THREADS}",
+     "benchmarks.flask_bench:sqlalchemy_app()", False, "flask_sqlalchemy"),
+    ("newconn", "new PyMySQL connection per request", "benchmarks.flask_bench:pymysql_app()",
+     False, None),
+    ("newconn_nossl", "new PyMySQL connection per request, ssl_disabled=True",
+     "benchmarks.flask_bench:pymysql_app(ssl_disabled=True)", False, None),
+    ("nodb", "Flask, no database (ceiling)", "benchmarks.flask_bench:nodb_app()", False, None),
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The peer apps (imported by gunicorn in the worker processes)
+# --------------------------------------------------------------------------------------------
+
+
+def _connect_kwargs() -> dict[str, Any]:
+    from mysqlpool_ext.config import parse_url
+
+    params = parse_url(os.environ["MYSQLPOOL_URL"])
+    keep = ("host", "port", "user", "password", "database", "unix_socket")
+    return {k: v for k, v in params.items() if k in keep}
+
+
+def sqlalchemy_app() -> Flask:
+    """Flask-SQLAlchemy 3 with ``pool_size=4``, the same query through the session."""
+    from flask_sqlalchemy import SQLAlchemy
+    from sqlalchemy import text
+
+    parts = urlsplit(os.environ["MYSQLPOOL_URL"])
+    app = Flask("bench_sqlalchemy")
+    app.config["SQLALCHEMY_DATABASE_URI"] = urlunsplit(parts._replace(scheme="mysql+pymysql"))
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": THREADS}
+    db = SQLAlchemy(app)
+    query = text("SELECT id, name FROM users WHERE id=:id")
+
+    @app.get("/users/<int:uid>")
+    def user(uid: int) -> ResponseReturnValue:
+        row = db.session.execute(query, {"id": uid}).mappings().first()
+        if row is None:
+            abort(404)
+        return dict(row)
+
+    return app
+
+
+def pymysql_app(ssl_disabled: bool = False) -> Flask:
+    """A new PyMySQL connection per request, closed at the end of the view."""
+    import pymysql
+    import pymysql.cursors
+
+    kwargs = _connect_kwargs()
+    if ssl_disabled:
+        kwargs["ssl_disabled"] = True
+    app = Flask("bench_pymysql")
+
+    @app.get("/users/<int:uid>")
+    def user(uid: int) -> ResponseReturnValue:
+        conn = pymysql.connect(**kwargs, cursorclass=pymysql.cursors.DictCursor)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(QUERY, (uid,))
+                row = cur.fetchone()
+        finally:
+            conn.close()
+        if row is None:
+            abort(404)
+        return row  # type: ignore[no-any-return]
+
+    return app
+
+
+def nodb_app() -> Flask:
+    """The same route with no database: what Flask + gunicorn serve here at most."""
+    app = Flask("bench_nodb")
+
+    @app.get("/users/<int:uid>")
+    def user(uid: int) -> ResponseReturnValue:
+        return {"id": uid, "name": "Ada"}
+
+    return app
+
+
+# --------------------------------------------------------------------------------------------
+# Servers and load
+# --------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(port: int, path: str, timeout: float = 10.0) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def _bench_url(url: str) -> str:
+    """A database of the benchmark's own, if the account may create one (else the URL's)."""
+    import pymysql
+
+    try:
+        conn = pymysql.connect(**_kwargs_of(url), autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS {BENCH_DB}")
+        finally:
+            conn.close()
+    except pymysql.err.MySQLError:
+        return url
+    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_DB}"))
+
+
+def _kwargs_of(url: str) -> dict[str, Any]:
+    from mysqlpool_ext.config import parse_url
+
+    keep = ("host", "port", "user", "password", "unix_socket")
+    return {k: v for k, v in parse_url(url).items() if k in keep}
+
+
+def _env(url: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MYSQLPOOL_", "FLASK_")) and k != "DATABASE_URL"
+    }
+    env.update(
+        MYSQLPOOL_URL=url,
+        FLASK_MYSQLPOOL_SIZE=str(THREADS),
+        FLASK_SHOP_CREATE_SCHEMA="false",
+        PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
+    )
+    return env
+
+
+def _prepare(url: str) -> None:
+    """Create the example shop's tables and rows once, as ``create_app()`` does at start-up."""
+    code = "from example_apps.flask_app.app import create_app; create_app()"
+    subprocess.run(
+        [sys.executable, "-c", code],
+        env={**_env(url), "FLASK_SHOP_CREATE_SCHEMA": "true"},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@contextmanager
+def _gunicorn(url: str, app: str) -> Iterator[int]:
+    port = _free_port()
+    cmd = [
+        sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "--threads", str(THREADS),
+        "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--log-level", "warning", app,
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=_env(url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                raise RuntimeError(f"gunicorn {app} exited with {proc.returncode}: {err[-2000:]}")
+            try:
+                if _get(port, PATH, timeout=2) == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn {app} did not answer within 30 s")
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if not m:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def _wrk(port: int, path: str, duration: float) -> dict[str, Any]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{CLIENTS}", f"-d{max(1, round(duration))}s", "--latency",
+         "-H", "Connection: close", f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, timeout=duration + 60, check=True,
+    ).stdout  # fmt: skip
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if rps is None or total is None:
+        raise RuntimeError(f"cannot read wrk's output: {out[-500:]!r}")
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
+    errors = 0
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        # With Connection: close the server closing after each response is not an error; wrk
+        # counts it under "read" only when no response came. Count connect/write/timeout.
+        errors += int(m.group(1)) + int(m.group(3)) + int(m.group(4))
+    return {
+        "ops_s": float(rps.group(1)),
+        "p50_ms": _ms(lat["50"]) if "50" in lat else None,
+        "p99_ms": _ms(lat["99"]) if "99" in lat else None,
+        "errors": errors,
+        "ops": int(total.group(1)),
+    }
+
+
+def _pyload(port: int, path: str, duration: float) -> dict[str, Any]:
+    """Fallback load generator: CLIENTS threads, one request at a time each."""
+    lat: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop = time.monotonic() + duration
+
+    def client() -> None:
+        mine: list[float] = []
+        bad = 0
+        while time.monotonic() < stop:
+            t0 = time.perf_counter()
+            try:
+                ok = _get(port, path) == 200
+            except OSError:
+                ok = False
+            if ok:
+                mine.append(time.perf_counter() - t0)
+            else:
+                bad += 1
+        with lock:
+            lat.extend(mine)
+            errors[0] += bad
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    lat.sort()
+
+    def pct(q: float) -> float | None:
+        return lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 if lat else None
+
+    return {
+        "ops_s": len(lat) / elapsed,
+        "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99),
+        "errors": errors[0],
+        "ops": len(lat),
+    }
+
+
+def _available(needs: str | None) -> bool:
+    if needs is None:
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(needs) is not None
+
+
+def run(
+    url: str | None = None,
+    duration: float = 5.0,
+    repeats: int = 3,
+    quick: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Measure every subject in the same run; one row per subject (medians of ``repeats``)."""
+    say = progress or (lambda msg: None)
+    if url is None:
+        from ._harness import bench_server
+
+        with bench_server() as server:
+            return run(server.url, duration, repeats, quick, progress)
+    # Web cells need longer than the core's sub-second cells: a connection per request with TLS
+    # set-up serves ~80 req/s.
+    duration = max(duration, 1.0 if quick else 3.0)
+    repeats = 1 if quick else max(1, min(repeats, 3))
+    load = _wrk if shutil.which("wrk") else _pyload
+    generator = "wrk" if load is _wrk else "Python threads (wrk not installed)"
+    subjects = [s for s in SUBJECTS if _available(s[4])]
+    for key, subject, _, _, needs in SUBJECTS:
+        if (key, subject) not in {(s[0], s[1]) for s in subjects}:
+            say(f"[flask] skip {subject}: {needs} is not installed (pip install -e '.[bench]')")
+    url = _bench_url(url)
+    _prepare(url)
+    samples: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in subjects}
+    with ExitStack() as stack:
+        ports = {key: stack.enter_context(_gunicorn(url, app)) for key, _, app, _, _ in subjects}
+        for key, *_ in subjects:  # warm-up: workers import, pools fill
+            load(ports[key], PATH, 1.0)
+        for rep in range(repeats):
+            for key, subject, *_ in subjects:
+                cell = load(ports[key], PATH, duration)
+                samples[key].append(cell)
+                say(f"[flask] {subject:<54} rep {rep + 1}: {cell['ops_s']:8.0f} req/s")
+    rows = []
+    for key, subject, _, ours, _ in subjects:
+        cells = samples[key]
+        med = statistics.median(c["ops_s"] for c in cells)
+        mid = min(cells, key=lambda c: abs(c["ops_s"] - med))
+        rows.append(
+            {
+                "suite": "flask",
+                "scenario": SCENARIO,
+                "subject": subject,
+                "ops_s": round(med, 1),
+                "p50_ms": mid["p50_ms"],
+                "p99_ms": mid["p99_ms"],
+                "errors": sum(c["errors"] for c in cells),
+                "ops": sum(c["ops"] for c in cells),
+                "ours": ours,
+                "note": f"GET {PATH}, Connection: close, load by {generator}, "
+                f"{repeats} x {duration:g} s",
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.flask_bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short cells (smoke run)")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per cell (median)")
+    args = parser.parse_args(argv)
+    rows = run(
+        duration=args.duration,
+        repeats=args.repeats,
+        quick=args.quick,
+        progress=lambda msg: print(msg, flush=True),
+    )
+    ours = next(r for r in rows if r["ours"])
+    print(f"\n{SCENARIO}")
+    for row in rows:
+        ratio = ours["ops_s"] / row["ops_s"] if row["ops_s"] else float("inf")
+        p50, p99 = (f"{v:.2f}" if v is not None else "-" for v in (row["p50_ms"], row["p99_ms"]))
+        print(
+            f"{row['subject']:<54} {row['ops_s']:>8,.0f} req/s  p50 {p50} ms  p99 {p99} ms  "
+            f"errors {row['errors']}  ours/this {ratio:.2f}x"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
