@@ -15,16 +15,18 @@ What it shows:
 - ``with current_pool.transaction():`` for an order that must take stock and record the order
   together, or do neither;
 - an async view with ``await current_pool.aexecute_query(...)``;
+- a streamed CSV export (``stream_with_context``) that keeps the request's connection until the
+  last row is sent;
 - schema creation at start-up (``SHOP_CREATE_SCHEMA``) and as a CLI command (``flask init-db``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import click
-from flask import Blueprint, Flask, abort, jsonify, request
+from flask import Blueprint, Flask, Response, abort, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
 
 from mysqlpool_ext import current_pool
@@ -93,6 +95,7 @@ def index() -> ResponseReturnValue:
             "GET /users",
             "POST /users",
             "GET /users/<id>",
+            "GET /users.csv",
             "GET /async/users/<id>",
             "GET /products",
             "POST /orders",
@@ -146,6 +149,28 @@ def add_user() -> ResponseReturnValue:
     # Same request, same connection: LAST_INSERT_ID() is the id of *our* INSERT.
     uid = current_pool.execute_query("SELECT LAST_INSERT_ID()", return_one=True)[0]
     return {"id": uid, "name": name, "email": email}, 201
+
+
+@bp.get("/users.csv")
+def export_users() -> Response:
+    """A streamed export: the body is produced after the view returned, on the request's
+    connection (``stream_with_context``); it goes back to the pool when the stream ends."""
+
+    @stream_with_context
+    def generate() -> Iterator[str]:
+        yield "id,name,email\n"
+        last = 0
+        while True:  # in pages, so a big table never sits in memory at once
+            page = current_pool.execute_query(
+                "SELECT id, name, email FROM users WHERE id > %s ORDER BY id LIMIT 500", (last,)
+            )
+            if not page:
+                return
+            for uid, name, email in page:
+                yield f"{uid},{name},{email}\n"
+            last = page[-1][0]
+
+    return Response(generate(), mimetype="text/csv")
 
 
 @bp.get("/products")

@@ -43,7 +43,7 @@ def _free_port() -> int:
 
 
 def request(
-    port: int, method: str, path: str, body: Any = None, timeout: float = 10
+    port: int, method: str, path: str, body: Any = None, timeout: float = 10, raw: bool = False
 ) -> tuple[int, Any]:
     """One request on a fresh TCP connection (``Connection: close``: both workers get traffic)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -55,8 +55,10 @@ def request(
             headers["Content-Type"] = "application/json"
         conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
-        raw = resp.read()
-        return resp.status, json.loads(raw) if raw else None
+        data = resp.read()
+        if raw:
+            return resp.status, data.decode()
+        return resp.status, json.loads(data) if data else None
     finally:
         conn.close()
 
@@ -130,7 +132,7 @@ def _load(port: int) -> tuple[int, list[str]]:
         i = 0
         while time.monotonic() < deadline and i < 100_000:
             i += 1
-            kind = (n + i) % 4
+            kind = (n + i) % 6
             try:
                 if kind == 0:
                     status, body = request(port, "GET", "/users/1")
@@ -147,9 +149,16 @@ def _load(port: int) -> tuple[int, list[str]]:
                         port, "POST", "/orders", {"user_id": 1, "product_id": 2, "qty": 1}
                     )
                     ok = status in (201, 409)  # 409: sold out, the transaction rolled back
-                else:
+                elif kind == 3:
                     status, body = request(port, "GET", "/products")
                     ok = status == 200 and len(body) == 2
+                elif kind == 4:
+                    status, body = request(port, "GET", "/async/users/2")
+                    ok = status == 200 and body == {"id": 2, "name": "Grace"}
+                else:
+                    status, text = request(port, "GET", "/users.csv", raw=True)
+                    ok = status == 200 and text.startswith("id,name,email\n1,Ada,")
+                    body = text[:100]
             except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
                 ok, status, body = False, -1, repr(exc)
             with lock:

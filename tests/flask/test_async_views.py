@@ -1,0 +1,88 @@
+"""Async views with the Flask test client: Flask runs them through asgiref, in an event loop of
+another thread, and the request's connection must still be the one the sync hooks used."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask, g
+
+from mysqlpool_ext import current_pool
+from mysqlpool_ext.flask import EXTENSION_KEY
+
+pytest.importorskip("asgiref", reason="async views need flask[async]")
+
+MakeApp = Callable[..., Flask]
+
+
+def conn_id() -> int:
+    return int(current_pool.execute_query("SELECT CONNECTION_ID()", return_one=True)[0])
+
+
+def in_use(app: Flask) -> int:
+    return int(app.extensions[EXTENSION_KEY].pool.stats()["in_use"])
+
+
+async def aconn_id() -> int:
+    row = await current_pool.aexecute_query("SELECT CONNECTION_ID()", return_one=True)
+    return int(row[0])
+
+
+def test_async_view_shares_the_request_connection(
+    make_app: MakeApp, table: str, rows: Callable[[str], list[Any]]
+) -> None:
+    app = make_app()
+
+    @app.before_request
+    def sync_hook() -> None:
+        g.hook_conn = conn_id()
+
+    @app.post("/")
+    async def view() -> Any:
+        first = await aconn_id()
+        await current_pool.aexecute_query(f"INSERT INTO {table} (v) VALUES ('a')")
+        last = await current_pool.aexecute_query("SELECT LAST_INSERT_ID()", return_one=True)
+        return {"hook": g.hook_conn, "first": first, "second": await aconn_id(), "last": last[0]}
+
+    body = app.test_client().post("/").get_json()
+    assert body["hook"] == body["first"] == body["second"]
+    assert body["last"] == 1
+    assert rows(table) == ["a"]
+    assert in_use(app) == 0
+
+
+def test_async_view_teardown_rolls_back_and_atransaction_commits(
+    make_app: MakeApp, table: str, rows: Callable[[str], list[Any]]
+) -> None:
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
+
+    @app.post("/forgot")
+    async def forgot() -> Any:
+        await current_pool.aexecute_query("BEGIN")
+        await current_pool.aexecute_query(f"INSERT INTO {table} (v) VALUES ('uncommitted')")
+        return {"ok": True}
+
+    @app.post("/raises")
+    async def raises() -> Any:
+        await current_pool.aexecute_query("BEGIN")
+        await current_pool.aexecute_query(f"INSERT INTO {table} (v) VALUES ('doomed')")
+        raise RuntimeError("boom")
+
+    @app.post("/tx")
+    async def tx() -> Any:
+        async with current_pool.atransaction() as conn:
+            await conn.aexecute_query(f"INSERT INTO {table} (v) VALUES ('committed')")
+        return {"ok": True}
+
+    client = app.test_client()
+    assert client.post("/forgot").status_code == 200
+    assert in_use(app) == 0
+    assert client.post("/raises").status_code == 500
+    assert in_use(app) == 0
+    assert client.post("/tx").status_code == 200
+    assert in_use(app) == 0
+    assert rows(table) == ["committed"]
+    with app.app_context():  # the connections went back usable, sync side included
+        assert current_pool.execute_query("SELECT 1", return_one=True) == (1,)
