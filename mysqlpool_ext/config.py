@@ -85,7 +85,11 @@ def _number(
         raise ConfigError(f"option {key!r} must be a number of seconds, not None")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"option {key!r} must be a number, got {type(value).__name__}")
-    if math.isnan(value) or math.isinf(value):
+    try:
+        as_float = float(value)  # an int beyond float range raised OverflowError in isnan()
+    except OverflowError:
+        raise ConfigError(f"option {key!r} is too large") from None
+    if math.isnan(as_float) or math.isinf(as_float):
         raise ConfigError(f"option {key!r} must be a finite number, got {value!r}")
     if value < minimum or (not allow_zero and value == 0):
         bound = f"> {minimum:g}" if not allow_zero else f">= {minimum:g}"
@@ -122,6 +126,9 @@ def _check_connect_kwargs(kw: dict[str, Any]) -> None:
     for key in ("read_timeout", "write_timeout"):
         if key in kw:
             _number(key, kw[key], allow_zero=False, allow_none=True)
+            # Huge values overflow in socket.settimeout() at connect time: cap as connect_timeout.
+            if kw[key] is not None and kw[key] > 31536000:
+                raise ConfigError(f"option {key!r} must be <= 31536000")
     if kw.get("charset"):
         if not isinstance(kw["charset"], str):
             raise ConfigError("option 'charset' must be a string")
