@@ -269,6 +269,11 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "<unparsable URL>"
     if parts.password is None:
+        if parts.username is None and "@" in url:
+            # Credentials urlsplit did not see ("user:pw@host/db", no "mysql://"): mask them all.
+            before, _, after = url.rpartition("@")
+            prefix = before.split("//", 1)[0] + "//" if "//" in before else ""
+            return f"{prefix}***@{after}"
         return url
     netloc = parts.netloc.rsplit("@", 1)
     userinfo = netloc[0].split(":", 1)[0]
@@ -317,9 +322,9 @@ def parse_url(url: str) -> dict[str, Any]:
         kind = "port" if "port" in str(exc).lower() else "syntax"
         raise ConfigError(f"malformed URL {redact_url(url)}: invalid {kind}") from None
     if parts.scheme.lower() not in _SCHEMES:
+        # Not echoed: without a known scheme there is no telling which part is a password.
         raise ConfigError(
-            f"URL {redact_url(url)}: scheme must be 'mysql://' or 'mariadb://', "
-            f"got {parts.scheme!r}"
+            f"URL scheme must be 'mysql://' or 'mariadb://', got {parts.scheme or 'none'!r}"
         )
     kwargs: dict[str, Any] = {}
     if parts.hostname:
