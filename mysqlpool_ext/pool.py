@@ -108,7 +108,8 @@ class _Waiter:
 
     def wait(self, timeout: float) -> None:
         if timeout > 0:
-            self._lock.acquire(timeout=timeout)
+            # A valid but huge timeout (1e300) raised OverflowError in acquire().
+            self._lock.acquire(timeout=min(timeout, threading.TIMEOUT_MAX))
 
 
 class _Borrow:
@@ -947,7 +948,7 @@ class ConnectionPool:
         deadline = _monotonic() + max(0.0, timeout)
         with self._lock:
             while self._lent and (remaining := deadline - _monotonic()) > 0:
-                self._drained.wait(remaining)
+                self._drained.wait(min(remaining, threading.TIMEOUT_MAX))
             lent = list(self._lent)
             self._lent.clear()
         for slot in lent:
