@@ -159,7 +159,7 @@ class ConnectionPool:
     connections (each statement commits unless you use :meth:`transaction` or ``BEGIN``).
     """
 
-    def __init__(self, size: int = 5, **kwargs: Any) -> None:
+    def __init__(self, /, size: int = 5, **kwargs: Any) -> None:
         opts = build_options({"size": size, **kwargs})
         self._opts: PoolOptions = opts
         self._connect_kwargs = dict(opts.connect_kwargs)
