@@ -577,11 +577,7 @@ class ConnectionPool:
         try:
             return self._connect()
         except BaseException as exc:
-            permanent = (
-                isinstance(exc, pymysql.err.MySQLError)
-                and bool(exc.args)
-                and exc.args[0] in _PERMANENT_CONNECT_ERRORS
-            )
+            permanent = _permanent(exc)
             with self._lock:
                 self._nconns -= 1
                 if not permanent and isinstance(exc, Exception) and self._outage is None:
@@ -607,6 +603,8 @@ class ConnectionPool:
         except BaseException:
             with self._lock:
                 self._nconns -= 1
+                # A borrower may have queued behind this attempt's reservation: it may try now.
+                self._grant_permit_locked()
             raise
         self._put_idle(slot)
 
@@ -873,7 +871,9 @@ class ConnectionPool:
                 self._open_into_pool()
             except Exception as exc:  # noqa: BLE001 - becomes the outage state, retried with backoff
                 with self._lock:
-                    if self._outage is None:
+                    # Not for a wrong password & co: borrowers would queue for the whole timeout
+                    # behind "server unreachable"; without an outage they try, and get the error.
+                    if self._outage is None and not _permanent(exc):
                         self._outage = exc
                         self._outage_attempts = 0
                 logger.warning("pool %r: cannot refill: %s", self.name, _describe(exc))
@@ -896,7 +896,12 @@ class ConnectionPool:
         except Exception as exc:  # noqa: BLE001
             with self._lock:
                 self._nconns -= 1
-                self._outage = exc
+                if _permanent(exc):  # reachable, but refusing us: let borrowers see why
+                    self._outage = None
+                    while self._waiters and self._nconns < self._max_size:
+                        self._grant_permit_locked()
+                else:
+                    self._outage = exc
             return self._backoff()
         logger.warning(
             "pool %r: server reachable again after %d attempts", self.name, self._outage_attempts
@@ -1021,6 +1026,15 @@ class ConnectionPool:
         with self._lock:
             slots = list(self._idle) + list(self._lent)
         return iter(slots)
+
+
+def _permanent(exc: BaseException) -> bool:
+    """A connect error no retry will fix (wrong password, unknown database...)."""
+    return (
+        isinstance(exc, pymysql.err.MySQLError)
+        and bool(exc.args)
+        and exc.args[0] in _PERMANENT_CONNECT_ERRORS
+    )
 
 
 def _describe(exc: BaseException) -> str:
