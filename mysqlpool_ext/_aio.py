@@ -475,7 +475,6 @@ async def _roundtrip(conn: Connection, command: int, payload: bytes) -> bytes:
         sock.setblocking(False)
         conn._current_timeout = _ASYNC
     data = _packets(conn, command, payload)
-    loop = asyncio.get_running_loop()
     reading = False
     # From the first byte written to the last byte read the connection is mid-protocol: an
     # interruption of any kind (cancellation, timeout, error) leaves it unusable.
@@ -485,9 +484,9 @@ async def _roundtrip(conn: Connection, command: int, payload: bytes) -> bytes:
         except (BlockingIOError, InterruptedError):
             sent = 0
         if sent < len(data):
-            await loop.sock_sendall(sock, memoryview(data)[sent:])
+            await asyncio.get_running_loop().sock_sendall(sock, memoryview(data)[sent:])
         reading = True
-        return await _read_response(loop, conn, sock)
+        return await _read_response(conn, sock)
     except BaseException as exc:
         conn.__dict__["_mp_broken"] = True
         conn._force_close()
@@ -521,50 +520,71 @@ _FIRST, _COLUMNS, _COLUMNS_EOF, _ROWS, _DONE = range(5)
 
 
 class _Reader:
-    """Buffers one response; called by the event loop whenever the socket is readable.
-
-    Reading in the loop's reader callback (as a transport would) wakes the waiting task once,
-    when the whole response is there, instead of once per chunk.
+    """Buffers one response. Once registered, the event loop calls :meth:`on_readable` whenever
+    the socket is readable: reading in the loop's callback (as a transport would) wakes the
+    waiting task once, when the whole response is there, instead of once per chunk.
     """
 
-    __slots__ = ("buf", "cols", "cont", "fut", "last", "pos", "sock", "state", "timer")
+    __slots__ = (
+        "buf",
+        "cols",
+        "cont",
+        "done",
+        "error",
+        "fut",
+        "last",
+        "pos",
+        "sock",
+        "state",
+        "timer",
+    )
 
-    def __init__(self, sock: socket.socket, fut: asyncio.Future[None]) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.fut = fut
         self.buf = bytearray()
         self.pos = 0
         self.state = _FIRST
         self.cols = 0
         self.cont = False
-        self.last = 0.0
+        self.done = False
+        self.error: BaseException | None = None
+        self.fut: asyncio.Future[None] | None = None
+        self.last = _monotonic()
         self.timer: asyncio.TimerHandle | None = None
 
-    def on_readable(self) -> None:
-        if self.fut.done():
-            return
+    def pull(self) -> bool:
+        """One non-blocking ``recv``; True once the response is complete (or failed)."""
         try:
             chunk = self.sock.recv(_RECV_SIZE)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError as exc:
-            self.fut.set_exception(exc)
-            return
-        self.add(chunk)
+            self.error = exc
+            return True
+        return self.feed(chunk)
 
-    def add(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> bool:
         if not chunk:
-            self.fut.set_exception(_ServerClosed())
-            return
+            self.error = _ServerClosed()
+            return True
         self.buf += chunk
         self.last = _monotonic()
         try:
-            done = self.scan()
-        except Exception as exc:  # noqa: BLE001 - handed to the waiting task
-            self.fut.set_exception(exc)
-            return
-        if done:
-            self.fut.set_result(None)
+            self.done = self.scan()
+        except Exception as exc:  # noqa: BLE001 - raised in the waiting task by result()
+            self.error = exc
+            return True
+        return self.done
+
+    def result(self) -> bytes:
+        if self.error is not None:
+            raise self.error
+        return bytes(self.buf)
+
+    def on_readable(self) -> None:
+        fut = self.fut
+        if fut is not None and not fut.done() and self.pull():
+            fut.set_result(None)
 
     def scan(self) -> bool:
         buf = self.buf
@@ -615,11 +635,13 @@ class _Reader:
         return False
 
     def on_timer(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        if self.fut.done():
+        fut = self.fut
+        if fut is None or fut.done():
             return
         idle = _monotonic() - self.last
         if idle >= timeout:
-            self.fut.set_exception(TimeoutError("timed out"))
+            self.error = TimeoutError("timed out")
+            fut.set_result(None)
         else:
             self.timer = loop.call_later(timeout - idle, self.on_timer, loop, timeout)
 
@@ -640,24 +662,24 @@ def _ok_status(buf: bytearray, p: int) -> int:
     return buf[p] | buf[p + 1] << 8
 
 
-async def _read_response(
-    loop: asyncio.AbstractEventLoop, conn: Connection, sock: socket.socket
-) -> bytes:
-    reader = _Reader(sock, loop.create_future())
-    timeout = conn._read_timeout
-    reader.last = _monotonic()
+async def _read_response(conn: Connection, sock: socket.socket) -> bytes:
+    reader = _Reader(sock)
     # Let the other tasks run once first: under load the answer is usually there when we come
     # back, and then no reader needs registering (two epoll_ctl calls fewer per query).
     await asyncio.sleep(0)
-    reader.on_readable()
-    if reader.fut.done():
-        reader.fut.result()
-        return bytes(reader.buf)
+    if reader.pull():
+        return reader.result()
+    loop = asyncio.get_running_loop()
+    timeout = conn._read_timeout
     fd = sock.fileno()
+    reader.fut = loop.create_future()
     try:
         loop.add_reader(fd, reader.on_readable)
     except NotImplementedError:  # e.g. the Windows proactor loop: no readiness callbacks
-        return await _read_response_polling(loop, reader, timeout)
+        while not reader.done and reader.error is None:
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, _RECV_SIZE), timeout)
+            reader.feed(chunk)
+        return reader.result()
     try:
         if timeout:
             reader.timer = loop.call_later(timeout, reader.on_timer, loop, timeout)
@@ -666,17 +688,7 @@ async def _read_response(
         loop.remove_reader(fd)
         if reader.timer is not None:
             reader.timer.cancel()
-    return bytes(reader.buf)
-
-
-async def _read_response_polling(
-    loop: asyncio.AbstractEventLoop, reader: _Reader, timeout: float | None
-) -> bytes:
-    while not reader.fut.done():
-        chunk = await asyncio.wait_for(loop.sock_recv(reader.sock, _RECV_SIZE), timeout)
-        reader.add(chunk)
-    reader.fut.result()
-    return bytes(reader.buf)
+    return reader.result()
 
 
 async def _in_thread(conn: Connection, fn: Callable[..., T], *args: Any) -> T:
