@@ -58,7 +58,9 @@ class PoolOptions:
     lazy: bool = False
     leak_timeout: float | None = None
     reconnect_backoff_max: float = 1.0
-    connect_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Not in the repr: it holds the password (PoolOptions is public, and shows up in tracebacks
+    # with locals and in error trackers that capture them).
+    connect_kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 POOL_OPTION_NAMES: frozenset[str] = frozenset(
