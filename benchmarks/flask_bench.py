@@ -215,8 +215,29 @@ def _prepare(url: str) -> None:
     )
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(master: int) -> float | None:
+    """CPU time (user + system) used so far by gunicorn's worker processes, from /proc (Linux).
+
+    Throughput on a shared 2-core machine moves with the neighbours' load; the CPU each request
+    costs the app does not, so the rows report both."""
+    try:
+        with open(f"/proc/{master}/task/{master}/children") as f:
+            workers = [int(p) for p in f.read().split()]
+        total = 0
+        for pid in workers:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / _TICK
+
+
 @contextmanager
-def _gunicorn(url: str, app: str) -> Iterator[int]:
+def _gunicorn(url: str, app: str) -> Iterator[tuple[int, int]]:
     port = _free_port()
     cmd = [
         sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "--threads", str(THREADS),
@@ -239,7 +260,7 @@ def _gunicorn(url: str, app: str) -> Iterator[int]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"gunicorn {app} did not answer within 30 s")
             time.sleep(0.1)
-        yield port
+        yield port, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -367,19 +388,26 @@ def run(
     _prepare(url)
     samples: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in subjects}
     with ExitStack() as stack:
-        ports = {key: stack.enter_context(_gunicorn(url, app)) for key, _, app, _, _ in subjects}
+        servers = {key: stack.enter_context(_gunicorn(url, app)) for key, _, app, _, _ in subjects}
         for key, *_ in subjects:  # warm-up: workers import, pools fill
-            load(ports[key], PATH, 1.0)
+            load(servers[key][0], PATH, 1.0)
         for rep in range(repeats):
             for key, subject, *_ in subjects:
-                cell = load(ports[key], PATH, duration)
+                port, master = servers[key]
+                cpu0 = _cpu_seconds(master)
+                cell = load(port, PATH, duration)
+                cpu1 = _cpu_seconds(master)
+                if cpu0 is not None and cpu1 is not None and cell["ops"]:
+                    cell["cpu_us"] = (cpu1 - cpu0) / cell["ops"] * 1e6
                 samples[key].append(cell)
-                say(f"[flask] {subject:<54} rep {rep + 1}: {cell['ops_s']:8.0f} req/s")
+                cpu = f"{cell['cpu_us']:6.0f} us CPU/req" if "cpu_us" in cell else ""
+                say(f"[flask] {subject:<54} rep {rep + 1}: {cell['ops_s']:8.0f} req/s {cpu}")
     rows = []
     for key, subject, _, ours, _ in subjects:
         cells = samples[key]
         med = statistics.median(c["ops_s"] for c in cells)
         mid = min(cells, key=lambda c: abs(c["ops_s"] - med))
+        cpus = [c["cpu_us"] for c in cells if "cpu_us" in c]
         rows.append(
             {
                 "suite": "flask",
@@ -391,6 +419,9 @@ def run(
                 "errors": sum(c["errors"] for c in cells),
                 "ops": sum(c["ops"] for c in cells),
                 "ours": ours,
+                # CPU the gunicorn workers spent per request (median): steadier than req/s
+                # when other jobs share the machine.
+                "app_cpu_us_per_req": round(statistics.median(cpus), 1) if cpus else None,
                 "note": f"GET {PATH}, Connection: close, load by {generator}, "
                 f"{repeats} x {duration:g} s",
             }
@@ -415,9 +446,14 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         ratio = ours["ops_s"] / row["ops_s"] if row["ops_s"] else float("inf")
         p50, p99 = (f"{v:.2f}" if v is not None else "-" for v in (row["p50_ms"], row["p99_ms"]))
+        cpu = row.get("app_cpu_us_per_req")
+        ours_cpu = ours.get("app_cpu_us_per_req")
+        cpu_text = ""
+        if cpu and ours_cpu:
+            cpu_text = f"  app CPU {cpu:5.0f} us/req (this/ours {cpu / ours_cpu:.2f}x)"
         print(
             f"{row['subject']:<54} {row['ops_s']:>8,.0f} req/s  p50 {p50} ms  p99 {p99} ms  "
-            f"errors {row['errors']}  ours/this {ratio:.2f}x"
+            f"errors {row['errors']}  ours/this {ratio:.2f}x{cpu_text}"
         )
     return 0
 

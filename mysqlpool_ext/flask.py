@@ -688,10 +688,13 @@ def _is_loopback(host: str | None, unix_socket: str | None) -> bool:
 def _check_pool(label: str, pool: ConnectionPool, timeout: float) -> bool:
     """Connect through the pool and compare the server's limits with the pool's settings."""
     click.echo(f"[{label}] pool {pool.name!r} -> {pool._where()}")
-    started = time.monotonic()
+    started = time.perf_counter()
     try:
         with pool.connection(timeout=timeout) as conn:
-            took = (time.monotonic() - started) * 1000
+            borrowed = (time.perf_counter() - started) * 1000
+            started = time.perf_counter()
+            conn.execute_query("SELECT 1")
+            round_trip = (time.perf_counter() - started) * 1000
             version, wait_timeout, max_conns, max_user_conns = conn.execute_query(
                 "SELECT VERSION(), @@wait_timeout, @@max_connections, @@max_user_connections",
                 return_one=True,
@@ -707,7 +710,10 @@ def _check_pool(label: str, pool: ConnectionPool, timeout: float) -> bool:
     except Exception as exc:  # noqa: BLE001 - reported, and the command exits non-zero
         _line("FAIL", f"cannot get a connection: {exc}")
         return False
-    _line("ok", f"connected in {took:.1f} ms: server {version}")
+    _line(
+        "ok",
+        f"server {version}; connection in {borrowed:.1f} ms, SELECT 1 in {round_trip:.2f} ms",
+    )
 
     kw = pool._connect_kwargs
     cipher = ssl_rows.get("Ssl_cipher") or ""
