@@ -108,6 +108,23 @@ def test_users_before_request_runs_inside_the_scope(make_app: MakeApp) -> None:
     assert in_use(app) == 0
 
 
+def test_requests_inside_a_pushed_app_context_give_back_each_time(make_app: MakeApp) -> None:
+    """A test that pushed ``app.app_context()`` and then makes requests: the app context (and
+    its teardown) outlives each request, so the request teardown must give back."""
+    app = make_app(MYSQLPOOL_SIZE=1)
+
+    @app.get("/")
+    def view() -> Any:
+        current_pool.execute_query("SET @mine = 1")
+        return {"conn": conn_id()}
+
+    with app.app_context():
+        client = app.test_client()
+        for _ in range(3):  # with SIZE=1 a kept connection would make the 2nd request wait 30 s
+            assert client.get("/").status_code == 200
+            assert in_use(app) == 0
+
+
 # --------------------------------------------------------------------------------------------
 # Teardown: success, exception, streaming, broken connection
 # --------------------------------------------------------------------------------------------

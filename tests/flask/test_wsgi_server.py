@@ -16,12 +16,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
+from flask import Flask
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS, THREADS, POOL_SIZE = 2, 8, 4
@@ -205,7 +206,9 @@ def _aborted_clients(admin: pymysql.connections.Connection) -> int:
 
 
 def test_32_clients_no_failures_no_leaks(
-    gunicorn_shop: tuple[int, subprocess.Popen[bytes]], admin: pymysql.connections.Connection
+    gunicorn_shop: tuple[int, subprocess.Popen[bytes]],
+    admin: pymysql.connections.Connection,
+    make_app: Callable[..., Flask],
 ) -> None:
     port, proc = gunicorn_shop
     aborted_before = _aborted_clients(admin)
@@ -221,6 +224,15 @@ def test_32_clients_no_failures_no_leaks(
         assert pool["leaks"] == 0, (pid, pool)
         assert pool["pool_size"] <= POOL_SIZE, (pid, pool)
         assert pool["requests_num"] > 0, (pid, pool)
+
+    # `flask mysqlpool stats --from URL` reads the same endpoint of the running server.
+    result = (
+        make_app()
+        .test_cli_runner()
+        .invoke(args=["mysqlpool", "stats", "--json", "--from", f"http://127.0.0.1:{port}{STATS}"])
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["pools"]["default"]["in_use"] == 0
 
     conns = _shop_connections(admin)
     assert len(conns) <= WORKERS * POOL_SIZE, conns
