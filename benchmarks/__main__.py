@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)])
 
     started_at = _dt.datetime.now().astimezone()
+    load_before = os.getloadavg()
     t0 = time.monotonic()
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
@@ -166,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "server": server_info,
         "meta": machine_info(),
+        # Other processes on the machine (the 1-minute load average, before and after): a run
+        # under load is noisier; BENCHMARKS.md prints it so a reader can tell.
+        "load_avg_1min": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
         "skipped": skipped,
         "rows": rows,
     }

@@ -235,6 +235,14 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"{meta['implementation']} {meta['python']}"
     )
     lines.append(f"- **Server**: {result['server']['version']} ({result['server']['source']})")
+    if result.get("load_avg_1min"):
+        before, after = result["load_avg_1min"]
+        lines.append(
+            f"- **Machine load** (1-min load average, {meta['cpus']} CPUs): {before} at the start, "
+            f"{after} at the end — other processes competed for the CPUs during this run"
+            if max(before, after) > (meta["cpus"] or 1)
+            else f"- **Machine load** (1-min load average): {before} at the start, {after} at the end"  # noqa: E501
+        )
     vers = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
     lines.append(f"- **Versions**: {vers}")
     lines.append(
