@@ -122,11 +122,14 @@ class PoolHandler:
 
     def resolve(self, name: str | None) -> ConnectionPool | None:
         """The resolver for ``current_pool``: a Django pool, or None to let others answer."""
+        alias = "default" if name is None else name
+        pool = self._pools.get(alias)  # hot path: every current_pool call of every request
+        if pool is not None and not pool._closed:
+            return pool
         from django.conf import settings
 
         if not settings.configured:
             return None
-        alias = "default" if name is None else name
         if alias not in self:
             if name is None and any(e.alias in ("default", None) for e in self._read()[1]):
                 self.spec(alias)  # the default pool is misconfigured: say so
