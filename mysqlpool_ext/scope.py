@@ -12,6 +12,7 @@ pool inside an app context, Django's pool when settings say so), then by the reg
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -72,10 +73,11 @@ def resolve_pool(name: str | None = None) -> ConnectionPool:
 class RequestScope:
     """The connections pinned to one request, at most one per pool."""
 
-    __slots__ = ("_conns", "_lock")
+    __slots__ = ("_alocks", "_conns", "_lock")
 
     def __init__(self) -> None:
         self._conns: dict[int, tuple[ConnectionPool, Connection]] = {}
+        self._alocks: dict[int, asyncio.Lock] = {}
         self._lock = threading.Lock()
 
     def connection_for(self, pool: ConnectionPool) -> Connection:
@@ -83,19 +85,37 @@ class RequestScope:
         entry = self._conns.get(id(pool))
         if entry is not None and not isinstance(entry[1], ReturnedConnection):
             return entry[1]
-        conn = pool.get_connection()
-        with self._lock:
-            self._conns[id(pool)] = (pool, conn)
-        return conn
+        return self._pin(pool, pool.get_connection())
 
     async def aconnection_for(self, pool: ConnectionPool) -> Connection:
+        """The async twin of :meth:`connection_for`."""
         entry = self._conns.get(id(pool))
         if entry is not None and not isinstance(entry[1], ReturnedConnection):
             return entry[1]
-        conn = await pool.aget_connection()
+        return self._pin(pool, await pool.aget_connection())
+
+    def _pin(self, pool: ConnectionPool, conn: Connection) -> Connection:
+        """Keep the first connection pinned for ``pool``; a racing second borrow goes back.
+
+        Two tasks of one request (``asyncio.gather``) may both find no connection and borrow; the
+        request must still use one connection, and the other must not leak.
+        """
         with self._lock:
-            self._conns[id(pool)] = (pool, conn)
-        return conn
+            entry = self._conns.get(id(pool))
+            if entry is None or isinstance(entry[1], ReturnedConnection):
+                self._conns[id(pool)] = (pool, conn)
+                return conn
+        conn.close()
+        return entry[1]
+
+    def alock_for(self, pool: ConnectionPool) -> asyncio.Lock:
+        """Serialises the request's tasks on its one connection: a MySQL connection runs one
+        statement at a time, and two tasks interleaving on it would corrupt the protocol."""
+        with self._lock:
+            lock = self._alocks.get(id(pool))
+            if lock is None:
+                lock = self._alocks[id(pool)] = asyncio.Lock()
+        return lock
 
     @property
     def borrowed(self) -> int:
@@ -210,8 +230,9 @@ class _CurrentPool:
         scope = _scope_var.get()
         if scope is None:
             return await pool.aexecute_query(query, args, dictcursor, return_one, exec_many)
-        conn = await scope.aconnection_for(pool)
-        return await conn.aexecute_query(query, args, dictcursor, return_one, exec_many)
+        async with scope.alock_for(pool):
+            conn = await scope.aconnection_for(pool)
+            return await conn.aexecute_query(query, args, dictcursor, return_one, exec_many)
 
     def connection(self, timeout: float | None = None) -> Any:
         pool = self._get_current_object()
