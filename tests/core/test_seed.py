@@ -92,6 +92,10 @@ def test_execute_query_forms(pool_with_table: tuple[ConnectionPool, str]) -> Non
             f"INSERT INTO {table} (v) VALUES (%s)", [("b",), ("c",), ("d",)], exec_many=True
         )
         assert many == 3 and isinstance(many, RowCount)
+        assert many.lastrowid == 2  # MySQL's LAST_INSERT_ID: the first row of the batch
+        # An empty batch sends nothing and is still a RowCount (PyMySQL's rowcount: -1).
+        empty = conn.execute_query(f"INSERT INTO {table} (v) VALUES (%s)", [], exec_many=True)
+        assert isinstance(empty, RowCount) and empty == -1
         updated = conn.execute_query(f"UPDATE {table} SET v = UPPER(v) WHERE id > %s", (2,))
         assert updated == 2 and updated.lastrowid == 0
         # SELECT: tuples; dictcursor: dicts; return_one: a row or None.
