@@ -323,6 +323,17 @@ def run(
         rows.append(row)
     by_name = {r["variant"]: r["qps"] for r in rows}
     for row in rows:
+        # Paired: the median of per-round ratios (subjects of one round ran seconds apart), which
+        # resists a machine whose load swings between rounds better than a ratio of medians.
+        mine = cells[row["variant"]]
+        for peer, key in (
+            ("aiomysql pool", "paired_vs_aiomysql"),
+            ("asyncmy pool + fair semaphore", "paired_vs_asyncmy"),
+        ):
+            theirs = cells.get(peer) or []
+            pairs = [a["qps"] / b["qps"] for a, b in zip(mine, theirs) if b["qps"]]
+            if pairs:
+                row[key] = round(statistics.median(pairs), 2)
         for peer, key in (
             ("aiomysql pool", "vs_aiomysql"),
             ("asyncmy pool + fair semaphore", "vs_asyncmy"),
@@ -336,6 +347,7 @@ def _print(rows: list[dict[str, Any]]) -> None:
     head = (
         f"{'variant':32} {'q/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'worst ms':>9} "
         f"{'tasks served':>13} {'err':>4} {'/aiomysql':>9} {'/asyncmy':>8} {'cpu us/op':>9}"
+        f" {'paired /aiomysql /asyncmy':>26}"
     )
     print(head)
     for r in rows:
@@ -344,7 +356,9 @@ def _print(rows: list[dict[str, Any]]) -> None:
             f"{r['variant']:32} {r['qps']:8.0f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} "
             f"{r['worst_wait_ms']:9.1f} {served:>13} {r['errors']:4d} "
             f"{r.get('vs_aiomysql', float('nan')):9.2f} {r.get('vs_asyncmy', float('nan')):8.2f} "
-            f"{r['cpu_us_per_op']:9.1f}"
+            f"{r['cpu_us_per_op']:9.1f} "
+            f"{r.get('paired_vs_aiomysql', float('nan')):17.2f} "
+            f"{r.get('paired_vs_asyncmy', float('nan')):8.2f}"
         )
 
 
