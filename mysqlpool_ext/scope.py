@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pymysql.constants import SERVER_STATUS
 
 from .connection import Connection, ReturnedConnection, run_query
+from .errors import PoolError
 from .registry import get_default_pool, get_pool
 
 if TYPE_CHECKING:
@@ -42,16 +43,27 @@ _IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 Resolver = Callable[[str | None], "ConnectionPool | None"]
 
 _resolvers: list[Resolver] = []
+_fallbacks: set[Resolver] = set()
 _resolvers_lock = threading.Lock()
 _scope_var: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
     "mysqlpool_ext_scope", default=None
 )
 
 
-def register_resolver(resolver: Resolver) -> None:
-    """Let an adapter say which pool ``current_pool`` means in its context (newest wins)."""
+def register_resolver(resolver: Resolver, *, fallback: bool = False) -> None:
+    """Let an adapter say which pool ``current_pool`` means in its context.
+
+    Context-bound resolvers (Flask's: "inside an app context") are asked first, newest first;
+    ``fallback=True`` ones (Django's: "whatever the settings say") only when none of those
+    applies, so a Flask app in a process that also configured Django still gets its own pool.
+    """
     with _resolvers_lock:
-        if resolver not in _resolvers:
+        if resolver in _resolvers:
+            return
+        if fallback:
+            _resolvers.append(resolver)
+            _fallbacks.add(resolver)
+        else:
             _resolvers.insert(0, resolver)
 
 
@@ -59,6 +71,7 @@ def unregister_resolver(resolver: Resolver) -> None:
     with _resolvers_lock:
         if resolver in _resolvers:
             _resolvers.remove(resolver)
+        _fallbacks.discard(resolver)
 
 
 def resolve_pool(name: str | None = None) -> ConnectionPool:
@@ -73,12 +86,13 @@ def resolve_pool(name: str | None = None) -> ConnectionPool:
 class RequestScope:
     """The connections pinned to one request, at most one per pool."""
 
-    __slots__ = ("_alocks", "_conns", "_lock")
+    __slots__ = ("_alocks", "_conns", "_lock", "_released")
 
     def __init__(self) -> None:
         self._conns: dict[int, tuple[ConnectionPool, Connection]] = {}
         self._alocks: dict[int, asyncio.Lock] = {}
         self._lock = threading.Lock()
+        self._released = False
 
     def connection_for(self, pool: ConnectionPool) -> Connection:
         """This request's connection from ``pool``, borrowed on first use."""
@@ -101,11 +115,19 @@ class RequestScope:
         request must still use one connection, and the other must not leak.
         """
         with self._lock:
+            released = self._released
             entry = self._conns.get(id(pool))
-            if entry is None or isinstance(entry[1], ReturnedConnection):
+            if not released and (entry is None or isinstance(entry[1], ReturnedConnection)):
                 self._conns[id(pool)] = (pool, conn)
                 return conn
         conn.close()
+        if released or entry is None:
+            # A thread that copied the request's context and outlived it: nobody would ever
+            # give this connection back.
+            raise PoolError(
+                f"pool {pool.name!r}: the request scope this code runs in has already ended; "
+                "borrow with pool.connection() in code that outlives a request"
+            )
         return entry[1]
 
     def alock_for(self, pool: ConnectionPool) -> asyncio.Lock:
@@ -126,6 +148,7 @@ class RequestScope:
         """Give every pinned connection back: an open transaction is rolled back by the pool
         (never committed), a broken connection is discarded. Safe to call twice."""
         with self._lock:
+            self._released = True
             entries = list(self._conns.values())
             self._conns.clear()
         first_error: BaseException | None = None

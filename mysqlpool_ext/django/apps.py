@@ -19,5 +19,5 @@ class MySQLPoolConfig(AppConfig):
         from . import checks  # noqa: F401 - registers the system checks
         from .pools import _on_setting_changed, pools
 
-        register_resolver(pools.resolve)
+        register_resolver(pools.resolve, fallback=True)
         setting_changed.connect(_on_setting_changed, dispatch_uid="mysqlpool_ext.setting_changed")
