@@ -386,6 +386,6 @@ def write_chart(rows: list[dict[str, Any]], path: str, title: str) -> None:
     for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     fig.savefig(path, dpi=100)
     plt.close(fig)
