@@ -50,7 +50,7 @@ import pymysql.cursors
 from pymysql.constants import COMMAND, CR, SERVER_STATUS
 
 from .connection import Connection, ReturnedConnection, RowCount, run_query
-from .pool import _PERMIT, _RETIRED, _getpid, _Slot
+from .pool import _PERMIT, _RETIRED, _Slot
 
 if TYPE_CHECKING:
     from .pool import ConnectionPool
@@ -171,8 +171,6 @@ async def agetconn(pool: ConnectionPool, timeout: float | None) -> Connection:
     """Borrow without blocking the loop: the async twin of ``ConnectionPool._getconn``."""
     if timeout is None:
         timeout = pool._timeout
-    if pool._pid != _getpid():
-        pool._after_fork()
     if pool._leaked:
         pool._process_leaked()
     start = _monotonic()
