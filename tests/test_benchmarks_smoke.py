@@ -97,7 +97,6 @@ def test_report_and_chart(rows: list[dict[str, Any]], tmp_path: Path) -> None:
     assert "keep me" in text and "keep me too" in text and "\nold\n" not in text
     assert "### SELECT 1, 32 threads on 8 connections" in text
     assert "mysqlpool_ext ÷ this" in text
-    pytest.importorskip("matplotlib")
     chart = tmp_path / "chart.png"
     write_chart(rows, str(chart), "smoke")
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
