@@ -341,3 +341,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     else:
         print("\n".join(lines))
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# -- figures: what a test measured, printed at the end of the run ---------------------------------
+
+_figures_key = pytest.StashKey[dict[str, dict[str, Any]]]()
+
+Figures = Callable[..., None]
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Figures:
+    """``figures(name=value, ...)``: remember what this test measured; the terminal summary prints
+    every test's figures (ready for the README's "Reliability" section)."""
+    store = request.config.stash.setdefault(_figures_key, {})
+    entry = store.setdefault(request.node.nodeid, {})
+
+    def record(**values: Any) -> None:
+        entry.update(values)
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    store = config.stash.get(_figures_key, {})
+    if not store:
+        return
+    terminalreporter.write_sep("=", "mysqlpool_ext measured figures")
+    for test, values in store.items():
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+        terminalreporter.write_line(f"{test}: {shown}")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
