@@ -22,20 +22,18 @@ The load generator is ``wrk`` (``apt-get install wrk``); without it, a Python th
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
+
+from benchmarks._http import _free_port, _get, _pyload, _wrk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = "example_apps.django_project.shopsite.settings"
@@ -53,23 +51,6 @@ SUBJECTS: tuple[tuple[str, str, str, dict[str, str], bool], ...] = (
     ("orm60", "Django ORM CONN_MAX_AGE=60", "/orm/users/1", {"SHOP_CONN_MAX_AGE": "60"}, False),
     ("nodb", "Django, no database (ceiling)", "/", {}, False),
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(port: int, path: str, timeout: float = 10.0) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    finally:
-        conn.close()
 
 
 def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
@@ -144,86 +125,6 @@ def _drain(port: int, path: str, deadline_s: float = 10.0) -> None:
         if time.perf_counter() - t0 < 0.05:
             break
     time.sleep(0.2)
-
-
-_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def _ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
-    if not m:
-        raise ValueError(f"unexpected wrk latency {text!r}")
-    return float(m.group(1)) * _UNIT[m.group(2)]
-
-
-def _wrk(port: int, path: str, duration: float) -> dict[str, Any]:
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{CLIENTS}", f"-d{max(1, round(duration))}s", "--latency",
-         "-H", "Connection: close", f"http://127.0.0.1:{port}{path}"],
-        capture_output=True, text=True, timeout=duration + 60, check=True,
-    ).stdout  # fmt: skip
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    errors = 0
-    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        errors += int(m.group(1))
-    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        # With Connection: close the server's close after each response is not an error; wrk
-        # counts it under "read" only when no response came. Count connect/write/timeout.
-        errors += int(m.group(1)) + int(m.group(3)) + int(m.group(4))
-    return {
-        "ops_s": rps,
-        "p50_ms": _ms(lat["50"]) if "50" in lat else None,
-        "p99_ms": _ms(lat["99"]) if "99" in lat else None,
-        "errors": errors,
-        "ops": total,
-    }
-
-
-def _pyload(port: int, path: str, duration: float) -> dict[str, Any]:
-    """Fallback load generator: CLIENTS threads, one request at a time each."""
-    lat: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    stop = time.monotonic() + duration
-
-    def client() -> None:
-        mine: list[float] = []
-        bad = 0
-        while time.monotonic() < stop:
-            t0 = time.perf_counter()
-            try:
-                ok = _get(port, path) == 200
-            except OSError:
-                ok = False
-            if ok:
-                mine.append(time.perf_counter() - t0)
-            else:
-                bad += 1
-        with lock:
-            lat.extend(mine)
-            errors[0] += bad
-
-    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - t0
-    lat.sort()
-
-    def pct(q: float) -> float | None:
-        return lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 if lat else None
-
-    return {
-        "ops_s": len(lat) / elapsed,
-        "p50_ms": pct(0.5),
-        "p99_ms": pct(0.99),
-        "errors": errors[0],
-        "ops": len(lat),
-    }
 
 
 def run(
