@@ -56,6 +56,58 @@ async def test_same_results_as_sync_face(
         assert await conn.aexecute_query(query, args, **opts) == got or "NOW()" in query
 
 
+REPEATED: list[tuple[str, Any, dict[str, Any]]] = [
+    *QUERIES,
+    ("SELECT 1 AS a, 2 AS a, NULL AS b", (), {"dictcursor": True}),
+    ("SELECT REPEAT('x', 300), REPEAT('é', 70000), NULL, ''", (), {}),
+    ("SELECT %s, %s", ("é" * 100, b"\x00" * 70000), {"return_one": True}),
+    (seq(300, "CONCAT('r', seq)", "NULL"), (), {}),
+]
+
+
+@pytest.mark.parametrize(("query", "args", "opts"), REPEATED, ids=[q[0][:40] for q in REPEATED])
+async def test_repeated_query_same_results_and_state(
+    make_pool: MakePool, query: str, args: Any, opts: dict[str, Any]
+) -> None:
+    """A result set whose columns a connection has seen before is parsed by the async face itself
+    (cached column definitions): rows and the connection's state must still be PyMySQL's."""
+    pool = make_pool(size=1)
+    with pool.connection() as sync_conn:
+        sync = sync_conn.execute_query(query, args, **opts)
+        expected = _result_state(sync_conn)
+    async with pool.aconnection() as conn:
+        for _ in range(3):  # the first run fills the cache, the others read through it
+            got = await conn.aexecute_query(query, args, **opts)
+            if "NOW()" not in query:
+                assert got == sync
+                assert type(got) is type(sync)
+                assert _result_state(conn) == expected
+
+
+def _result_state(conn: Any) -> dict[str, Any]:
+    result = conn._result
+    state = {
+        k: getattr(result, k, None)
+        for k in (
+            "affected_rows",
+            "insert_id",
+            "server_status",
+            "warning_count",
+            "message",
+            "field_count",
+            "description",
+            "has_next",
+            "unbuffered_active",
+            "connection",
+        )
+    }
+    state["rows"] = None if result.rows is None or "NOW()" in str(result.rows) else len(result.rows)
+    state["fields"] = [vars(f) for f in getattr(result, "fields", [])]
+    state["conn_affected"] = conn._affected_rows
+    state["server_status_conn"] = conn.server_status
+    return state
+
+
 async def test_types_survive(make_pool: MakePool) -> None:
     pool = make_pool(size=1)
     row = await pool.aexecute_query(
