@@ -42,6 +42,7 @@ import struct
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -97,13 +98,14 @@ class _AsyncWaiter:
     The giver sets ``result`` under the pool lock, then calls :meth:`wake` — from any thread.
     """
 
-    __slots__ = ("fut", "loop", "result", "thread")
+    __slots__ = ("deadline", "fut", "loop", "result", "thread")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.fut: asyncio.Future[None] = self.loop.create_future()
         self.result: Any = None
         self.thread = threading.get_ident()
+        self.deadline = _INF
 
     def wake(self) -> None:
         if threading.get_ident() == self.thread:
@@ -115,16 +117,85 @@ class _AsyncWaiter:
                 pass
 
 
+_INF = float("inf")
+
+
+class _Watch:
+    """One timer per pool for the deadlines of the tasks of one event loop waiting in its line.
+
+    A timer per wait (``call_later`` + ``cancel``, and the loop's heap of cancelled handles) was
+    ~3 us of every borrow that waits, although nearly every wait ends long before its deadline.
+    The watch is armed for the earliest deadline it knows of; when it fires it ends the waits
+    that are due (as a per-wait timer would) and re-arms for the earliest of the rest. Only the
+    loop's thread touches it. It holds the pool weakly, like the maintenance thread.
+    """
+
+    __slots__ = ("handle", "loop", "pool", "when")
+
+    def __init__(self, pool: ConnectionPool, loop: asyncio.AbstractEventLoop) -> None:
+        self.pool = weakref.ref(pool)
+        self.loop = loop
+        self.handle: asyncio.TimerHandle | None = None
+        self.when = _INF
+
+    def arm(self, deadline: float) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.when = deadline
+        self.handle = self.loop.call_later(max(0.0, deadline - _monotonic()), self.fire)
+
+    def fire(self) -> None:
+        self.handle = None
+        self.when = _INF
+        pool = self.pool()
+        if pool is None:
+            return
+        now = _monotonic()
+        due = []
+        later = _INF
+        loop = self.loop
+        with pool._lock:
+            for waiter in pool._waiters:
+                if waiter.__class__ is _AsyncWaiter and waiter.loop is loop:
+                    if waiter.deadline <= now:
+                        due.append(waiter)
+                    elif waiter.deadline < later:
+                        later = waiter.deadline
+        for waiter in due:
+            _resolve(waiter.fut)
+        if later < _INF:
+            self.arm(later)
+
+
+def _watch(
+    pool: ConnectionPool, waiter: _AsyncWaiter, deadline: float
+) -> asyncio.TimerHandle | None:
+    """See that the wait ends by ``deadline``: through the pool's watch for this loop, or (the
+    pool is in use from another live loop) through a timer of its own, returned to cancel."""
+    waiter.deadline = deadline
+    loop = waiter.loop
+    watch: _Watch | None = pool.__dict__.get("_mp_aio_watch")
+    if watch is None or watch.loop is not loop:
+        if watch is not None and not watch.loop.is_closed():
+            return loop.call_later(max(0.0, deadline - _monotonic()), _resolve, waiter.fut)
+        watch = pool.__dict__["_mp_aio_watch"] = _Watch(pool, loop)
+    if deadline < watch.when:
+        watch.arm(deadline)
+    return None
+
+
 async def _wait(pool: ConnectionPool, waiter: _AsyncWaiter, start: float, deadline: float) -> Any:
-    timer = waiter.loop.call_later(max(0.0, deadline - _monotonic()), _resolve, waiter.fut)
+    timer = _watch(pool, waiter, deadline)
     try:
         await waiter.fut
     except BaseException:
         # Cancelled: leave the line, or pass on what a giver handed us at this very moment.
-        timer.cancel()
+        if timer is not None:
+            timer.cancel()
         pool._unclaimed(pool._end_wait(waiter, start))
         raise
-    timer.cancel()
+    if timer is not None:
+        timer.cancel()
     return pool._end_wait(waiter, start)
 
 

@@ -338,3 +338,46 @@ async def test_timeouts(make_pool: MakePool) -> None:
     assert stats["requests_waiting"] == 0 and stats["requests_errors"] == 2
     held.close()
     assert await pool.aexecute_query("SELECT 1", timeout=0) == ((1,),)
+
+
+async def test_each_wait_ends_at_its_own_deadline(make_pool: MakePool) -> None:
+    """Waits share one deadline timer per pool and loop: a short deadline queued behind a long
+    one still ends on time, and the long wait is still served."""
+    pool = make_pool(size=1, max_size=1)
+    held = await pool.aget_connection()
+    long_wait = asyncio.ensure_future(pool.aexecute_query("SELECT 1", timeout=10))
+    await _until(lambda: pool.stats()["requests_waiting"] == 1)
+    started = time.monotonic()
+    short = [asyncio.ensure_future(pool.aexecute_query("SELECT 1", timeout=t)) for t in (0.4, 0.2)]
+    ended: list[float] = []
+    for fut in asyncio.as_completed(short):
+        with pytest.raises(GetConnectionFromPoolError):
+            await fut
+        ended.append(time.monotonic() - started)
+    assert 0.18 <= ended[0] < 0.35 and 0.38 <= ended[1] < 2.0
+    assert not long_wait.done()
+    held.close()
+    assert await long_wait == ((1,),)
+
+
+async def test_deadline_of_a_wait_from_another_loop(make_pool: MakePool) -> None:
+    """A pool used from two event loops at once: each loop's waits end at their deadlines."""
+    pool = make_pool(size=1, max_size=1)
+    held = await pool.aget_connection()
+    here = asyncio.ensure_future(pool.aexecute_query("SELECT 1", timeout=10))
+    await _until(lambda: pool.stats()["requests_waiting"] == 1)
+    outcome: list[Any] = []
+
+    def other_loop() -> None:
+        started = time.monotonic()
+        try:
+            asyncio.run(pool.aexecute_query("SELECT 1", timeout=0.2))
+        except GetConnectionFromPoolError as exc:
+            outcome.append((exc, time.monotonic() - started))
+
+    thread = threading.Thread(target=other_loop)
+    thread.start()
+    await asyncio.to_thread(thread.join, 5)
+    assert len(outcome) == 1 and 0.18 <= outcome[0][1] < 2.0
+    held.close()
+    assert await here == ((1,),)
