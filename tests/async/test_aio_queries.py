@@ -103,6 +103,8 @@ def _result_state(conn: Any) -> dict[str, Any]:
     }
     state["rows"] = None if result.rows is None or "NOW()" in str(result.rows) else len(result.rows)
     state["fields"] = [vars(f) for f in getattr(result, "fields", [])]
+    state["attributes"] = sorted(vars(result))
+    state["converters"] = getattr(result, "converters", None)
     state["conn_affected"] = conn._affected_rows
     state["server_status_conn"] = conn.server_status
     return state
