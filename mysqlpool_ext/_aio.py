@@ -12,6 +12,8 @@ and PyMySQL still does all the parsing:
   the response ends (OK / ERR / column count, column definitions, EOF, rows, EOF, and again
   while the server says more results follow). PyMySQL then parses the buffered bytes unchanged
   (``_read_query_result`` over a ``BytesIO``), so rows, conversions and errors are the sync face's;
+  a single result set whose column definitions the connection has already seen is parsed here
+  with what PyMySQL made of those definitions (converters, descriptions): same rows, same state;
 - opening a connection (DNS, TCP, TLS, authentication) is blocking PyMySQL code and rare thanks to
   pooling: it runs in the loop's default executor; a cancelled opener's connection joins the pool;
 - a TLS connection (``ssl.SSLSocket``) cannot be read this way: every call on it runs the sync
@@ -21,10 +23,13 @@ and PyMySQL still does all the parsing:
   connection when it is given back. Cancelled while *waiting*, a task never loses a slot: one it
   was handed at that instant passes on to the next waiter.
 
-Measured (``python -m benchmarks.async_bench``: 64 tasks on 8 connections, ``SELECT 1``, 2 busy
-cores): about aiomysql's throughput (0.9-1.3x across runs, the same CPU per query, ~60 us) with a
-2-4x lower p99 and every task served alike; asyncmy, whose protocol code is compiled, does about
-twice the queries per second. A worker thread per query costs ~1.4x the CPU per query.
+Measured (``python -m benchmarks.async_bench --repeats 5``: 64 tasks on 8 connections,
+``SELECT 1``, 2 busy cores): about 1.8x aiomysql's throughput per round (~31 us of client CPU per
+query against ~55 us) with a 3-5x lower p99 and every task served alike; asyncmy, whose protocol
+code is compiled, is within ~10% (~28 us). A worker thread per query costs ~5x the CPU per
+query. What got it there: a result set whose column definitions the connection has seen is
+parsed here without a cursor (PyMySQL's parse was the largest item after ``send``), one deadline
+timer per pool and loop instead of one per wait, and no import statement per call.
 
 The socket stays non-blocking while the async face uses it; PyMySQL re-applies its own timeout
 (blocking mode) before its next blocking use, because ``_current_timeout`` is left at a sentinel.
