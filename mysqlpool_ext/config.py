@@ -25,7 +25,14 @@ import pymysql.cursors
 
 from .errors import ConfigError
 
-__all__ = ["PoolOptions", "build_options", "parse_url", "redact_url", "url_from_env"]
+__all__ = [
+    "PoolOptions",
+    "build_options",
+    "convert_option",
+    "parse_url",
+    "redact_url",
+    "url_from_env",
+]
 
 #: Names ``pymysql.connect`` accepts, read from its signature so new PyMySQL options just work.
 CONNECT_PARAMS: frozenset[str] = frozenset(
@@ -84,77 +91,97 @@ def _number(
     if value is None:
         if allow_none:
             return None
-        raise ConfigError(f"option {key!r} must be a number of seconds, not None")
+        raise ConfigError(f"option {key!r} must be a number of seconds, not None", option=key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"option {key!r} must be a number, got {type(value).__name__}")
+        raise ConfigError(
+            f"option {key!r} must be a number, got {type(value).__name__}", option=key
+        )
     try:
         as_float = float(value)  # an int beyond float range raised OverflowError in isnan()
     except OverflowError:
-        raise ConfigError(f"option {key!r} is too large") from None
+        raise ConfigError(f"option {key!r} is too large", option=key) from None
     if math.isnan(as_float) or math.isinf(as_float):
-        raise ConfigError(f"option {key!r} must be a finite number, got {value!r}")
+        raise ConfigError(f"option {key!r} must be a finite number, got {value!r}", option=key)
     if value < minimum or (not allow_zero and value == 0):
         bound = f"> {minimum:g}" if not allow_zero else f">= {minimum:g}"
-        raise ConfigError(f"option {key!r} must be {bound}, got {value!r}")
+        raise ConfigError(f"option {key!r} must be {bound}, got {value!r}", option=key)
     return float(value)
 
 
 def _int(key: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"option {key!r} must be an integer, got {type(value).__name__}")
+        raise ConfigError(
+            f"option {key!r} must be an integer, got {type(value).__name__}", option=key
+        )
     if value < minimum:
-        raise ConfigError(f"option {key!r} must be >= {minimum}, got {value!r}")
+        raise ConfigError(f"option {key!r} must be >= {minimum}, got {value!r}", option=key)
     return value
 
 
 def _check_connect_kwargs(kw: dict[str, Any]) -> None:
     """Catch the mistakes PyMySQL would only report at connect time, or never."""
     if "host" in kw and kw["host"] is not None and not isinstance(kw["host"], str):
-        raise ConfigError(f"option 'host' must be a string, got {type(kw['host']).__name__}")
+        raise ConfigError(
+            f"option 'host' must be a string, got {type(kw['host']).__name__}", option="host"
+        )
     if "port" in kw:
         port = kw["port"]
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise ConfigError(f"option 'port' must be an integer in 1..65535, got {port!r}")
+            raise ConfigError(
+                f"option 'port' must be an integer in 1..65535, got {port!r}", option="port"
+            )
     for key in ("user", "database", "unix_socket", "init_command", "sql_mode", "program_name"):
         if kw.get(key) is not None and not isinstance(kw[key], str):
-            raise ConfigError(f"option {key!r} must be a string, got {type(kw[key]).__name__}")
+            raise ConfigError(
+                f"option {key!r} must be a string, got {type(kw[key]).__name__}", option=key
+            )
     for key in ("password", "passwd"):
         if kw.get(key) is not None and not isinstance(kw[key], (str, bytes)):
-            raise ConfigError(f"option {key!r} must be a string (its value is not shown)")
+            raise ConfigError(
+                f"option {key!r} must be a string (its value is not shown)", option=key
+            )
     if "connect_timeout" in kw:
         _number("connect_timeout", kw["connect_timeout"], allow_zero=False)
         if kw["connect_timeout"] > 31536000:
-            raise ConfigError("option 'connect_timeout' must be <= 31536000")
+            raise ConfigError(
+                "option 'connect_timeout' must be <= 31536000", option="connect_timeout"
+            )
     for key in ("read_timeout", "write_timeout"):
         if key in kw:
             _number(key, kw[key], allow_zero=False, allow_none=True)
             # Huge values overflow in socket.settimeout() at connect time: cap as connect_timeout.
             if kw[key] is not None and kw[key] > 31536000:
-                raise ConfigError(f"option {key!r} must be <= 31536000")
+                raise ConfigError(f"option {key!r} must be <= 31536000", option=key)
     if kw.get("charset"):
         if not isinstance(kw["charset"], str):
-            raise ConfigError("option 'charset' must be a string")
+            raise ConfigError("option 'charset' must be a string", option="charset")
         try:
             known = pymysql.charset.charset_by_name(kw["charset"])
         except KeyError:
             known = None
         if known is None:  # PyMySQL >= 1.1 returns None for an unknown name, older raised
-            raise ConfigError(f"option 'charset': unknown character set {kw['charset']!r}")
+            raise ConfigError(
+                f"option 'charset': unknown character set {kw['charset']!r}", option="charset"
+            )
     if "autocommit" in kw and kw["autocommit"] not in (True, False, None, 0, 1):
         raise ConfigError(
-            f"option 'autocommit' must be True, False or None, got {kw['autocommit']!r}"
+            f"option 'autocommit' must be True, False or None, got {kw['autocommit']!r}",
+            option="autocommit",
         )
     if "cursorclass" in kw:
         cc = kw["cursorclass"]
         if not (isinstance(cc, type) and issubclass(cc, pymysql.cursors.Cursor)):
-            raise ConfigError("option 'cursorclass' must be a pymysql.cursors.Cursor subclass")
+            raise ConfigError(
+                "option 'cursorclass' must be a pymysql.cursors.Cursor subclass",
+                option="cursorclass",
+            )
     if "ssl" in kw and kw["ssl"] is not None and not isinstance(kw["ssl"], (dict, _ssl.SSLContext)):
-        raise ConfigError("option 'ssl' must be a dict or an ssl.SSLContext")
+        raise ConfigError("option 'ssl' must be a dict or an ssl.SSLContext", option="ssl")
     if "max_allowed_packet" in kw:
         _int("max_allowed_packet", kw["max_allowed_packet"], 1)
     for key in ("compress", "named_pipe"):
         if kw.get(key):
-            raise ConfigError(f"option {key!r} is not supported by PyMySQL")
+            raise ConfigError(f"option {key!r} is not supported by PyMySQL", option=key)
 
 
 def build_options(kwargs: Mapping[str, Any]) -> PoolOptions:
@@ -170,7 +197,7 @@ def build_options(kwargs: Mapping[str, Any]) -> PoolOptions:
         elif key in CONNECT_PARAMS:
             connect[key] = value
         else:
-            raise ConfigError(f"unknown option {key!r}{_suggest(key)}")
+            raise ConfigError(f"unknown option {key!r}{_suggest(key)}", option=key)
 
     # PyMySQL's deprecated spellings: accept them, store the modern name, so the pool can read
     # e.g. the database back for a reset without looking in two places.
@@ -189,7 +216,9 @@ def build_options(kwargs: Mapping[str, Any]) -> PoolOptions:
         max_size = max(size, 1)
     max_size = _int("max_size", max_size, 1)
     if max_size < size:
-        raise ConfigError(f"option 'max_size' ({max_size}) must be >= 'size' ({size})")
+        raise ConfigError(
+            f"option 'max_size' ({max_size}) must be >= 'size' ({size})", option="max_size"
+        )
 
     timeout = _number("timeout", pool.get("timeout", 30.0))
     max_lifetime = _number(
@@ -209,16 +238,20 @@ def build_options(kwargs: Mapping[str, Any]) -> PoolOptions:
 
     check = pool.get("check", "ping")
     if not (check in CHECK_POLICIES or callable(check)):
-        raise ConfigError(f"option 'check' must be 'ping', None or a callable, got {check!r}")
+        raise ConfigError(
+            f"option 'check' must be 'ping', None or a callable, got {check!r}", option="check"
+        )
     reset = pool.get("reset", "rollback")
     if reset not in RESET_POLICIES:
-        raise ConfigError(f"option 'reset' must be 'rollback', 'session' or None, got {reset!r}")
+        raise ConfigError(
+            f"option 'reset' must be 'rollback', 'session' or None, got {reset!r}", option="reset"
+        )
     name = pool.get("name")
     if name is not None and (not isinstance(name, str) or not name):
-        raise ConfigError(f"option 'name' must be a non-empty string, got {name!r}")
+        raise ConfigError(f"option 'name' must be a non-empty string, got {name!r}", option="name")
     lazy = pool.get("lazy", False)
     if not isinstance(lazy, bool):
-        raise ConfigError(f"option 'lazy' must be True or False, got {lazy!r}")
+        raise ConfigError(f"option 'lazy' must be True or False, got {lazy!r}", option="lazy")
 
     assert timeout is not None and check_window is not None and backoff is not None
     return PoolOptions(
@@ -282,7 +315,7 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=f"{userinfo}:***@{netloc[1]}").geturl()
 
 
-def _convert(key: str, raw: str, url: str) -> Any:
+def convert_option(key: str, raw: str, url: str) -> Any:
     low = raw.lower()
     try:
         if key in _BOOL_KEYS:
@@ -301,7 +334,7 @@ def _convert(key: str, raw: str, url: str) -> Any:
             return float(raw)
     except ValueError:
         raise ConfigError(
-            f"URL {redact_url(url)}: parameter {key!r} has an invalid value {raw!r}"
+            f"URL {redact_url(url)}: parameter {key!r} has an invalid value {raw!r}", option=key
         ) from None
     if key in ("check", "reset") and low in _NONE_WORDS:
         return None
@@ -346,10 +379,14 @@ def parse_url(url: str) -> dict[str, Any]:
         kwargs["database"] = unquote(db)
     for key, raw in parse_qsl(parts.query, keep_blank_values=True):
         if key in kwargs:
-            raise ConfigError(f"URL {redact_url(url)}: parameter {key!r} is given twice")
+            raise ConfigError(
+                f"URL {redact_url(url)}: parameter {key!r} is given twice", option=key
+            )
         if key not in POOL_OPTION_NAMES and key not in CONNECT_PARAMS:
-            raise ConfigError(f"URL {redact_url(url)}: unknown parameter {key!r}{_suggest(key)}")
-        kwargs[key] = _convert(key, raw, url)
+            raise ConfigError(
+                f"URL {redact_url(url)}: unknown parameter {key!r}{_suggest(key)}", option=key
+            )
+        kwargs[key] = convert_option(key, raw, url)
     if not kwargs.get("host") and not kwargs.get("unix_socket"):
         raise ConfigError(f"URL {redact_url(url)}: no host (and no unix_socket parameter)")
     return kwargs

@@ -46,4 +46,13 @@ class ConnectionReturnedError(PoolError, pymysql.err.InterfaceError):
 
 
 class ConfigError(PoolError, ValueError):
-    """An option is invalid; the message names the option (never its value when it is secret)."""
+    """An option is invalid; the message names the option (never its value when it is secret).
+
+    ``option`` is the name of the offending option (None when the error is about a whole URL or
+    setting), so that framework adapters can map it to their own setting names without parsing
+    the message.
+    """
+
+    def __init__(self, *args: object, option: str | None = None) -> None:
+        super().__init__(*args)
+        self.option = option

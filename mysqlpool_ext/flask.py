@@ -57,8 +57,8 @@ from . import registry
 from .config import (
     CONNECT_PARAMS,
     POOL_OPTION_NAMES,
-    _convert,
     build_options,
+    convert_option,
     parse_url,
     url_from_env,
 )
@@ -217,8 +217,7 @@ def _non_flask_pool(name: str | None) -> ConnectionPool | None:
         return None
     if pool not in _flask_pools:
         return pool
-    default_ref = registry._default
-    if name is None and default_ref is not None and default_ref() is pool:
+    if name is None and registry.explicit_default_pool() is pool:
         return pool
     return None
 
@@ -353,7 +352,7 @@ def _coerce(option: str, value: Any, where: str) -> Any:
     if not isinstance(value, str) or option in ("password", "passwd"):
         return value
     try:
-        return _convert(option, value, "")
+        return convert_option(option, value, "")
     except ConfigError:
         raise ConfigError(f"{where}: invalid value {value!r} for option {option!r}") from None
 
@@ -687,7 +686,7 @@ def _is_loopback(host: str | None, unix_socket: str | None) -> bool:
 
 def _check_pool(label: str, pool: ConnectionPool, timeout: float) -> bool:
     """Connect through the pool and compare the server's limits with the pool's settings."""
-    click.echo(f"[{label}] pool {pool.name!r} -> {pool._where()}")
+    click.echo(f"[{label}] pool {pool.name!r} -> {pool.server_address}")
     started = time.perf_counter()
     try:
         with pool.connection(timeout=timeout) as conn:
@@ -715,7 +714,7 @@ def _check_pool(label: str, pool: ConnectionPool, timeout: float) -> bool:
         f"server {version}; connection in {borrowed:.1f} ms, SELECT 1 in {round_trip:.2f} ms",
     )
 
-    kw = pool._connect_kwargs
+    kw = pool.options.connect_kwargs
     cipher = ssl_rows.get("Ssl_cipher") or ""
     if cipher:
         _line("ok", f"TLS: {ssl_rows.get('Ssl_version') or '?'} ({cipher})")
@@ -724,7 +723,7 @@ def _check_pool(label: str, pool: ConnectionPool, timeout: float) -> bool:
     else:
         _line("warn", "TLS: not encrypted, and the server is not on this machine")
 
-    lifetime = pool._max_lifetime
+    lifetime = pool.options.max_lifetime
     wait_timeout = int(wait_timeout)
     if lifetime is None:
         _line(
@@ -744,7 +743,7 @@ def _check_pool(label: str, pool: ConnectionPool, timeout: float) -> bool:
     max_conns = int(max_conns)
     in_use_now = int(connected[1]) if connected else 0
     headroom = max_conns - in_use_now
-    per_process = pool._max_size
+    per_process = pool.max_size
     processes = headroom // per_process if per_process else 0
     text = (
         f"max_connections={max_conns}, {in_use_now} connected now, headroom {headroom}: "

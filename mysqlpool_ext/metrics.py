@@ -82,9 +82,9 @@ class PoolCollector(Collector):
     def _pools(self) -> list[ConnectionPool]:
         if self.pool is not None:
             return [self.pool]
-        from .registry import _open_pools
+        from .registry import open_pools
 
-        return [p for _, p in sorted(_open_pools().items())]
+        return [p for _, p in sorted(open_pools().items())]
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}

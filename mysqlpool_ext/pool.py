@@ -976,6 +976,29 @@ class ConnectionPool:
     def closed(self) -> bool:
         return self._closed
 
+    # -- public, read-only facts for integrations (Flask, Django, CLI, metrics) -----------------
+    @property
+    def options(self) -> PoolOptions:
+        """The validated options this pool was built with (``connect_kwargs`` included; its repr
+        leaves them out because they hold the password)."""
+        return self._opts
+
+    @property
+    def server_address(self) -> str:
+        """``user@host:port/database`` (or the unix socket): where this pool connects. Never
+        contains the password."""
+        return self._where()
+
+    @property
+    def max_size(self) -> int:
+        """The most server connections this pool opens (changed by :meth:`resize`)."""
+        return self._max_size
+
+    @property
+    def min_size(self) -> int:
+        """The connections the pool keeps open (``size``; changed by :meth:`resize`)."""
+        return self._size
+
     def resize(self, size: int, max_size: int | None = None) -> None:
         """Change ``size`` (and ``max_size``) of a running pool; surplus connections age out."""
         if max_size is None:

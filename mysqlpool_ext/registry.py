@@ -14,7 +14,13 @@ from .errors import PoolError
 if TYPE_CHECKING:
     from .pool import ConnectionPool
 
-__all__ = ["get_default_pool", "get_pool", "set_default_pool"]
+__all__ = [
+    "explicit_default_pool",
+    "get_default_pool",
+    "get_pool",
+    "open_pools",
+    "set_default_pool",
+]
 
 _lock = threading.Lock()
 _pools: dict[str, weakref.ref[ConnectionPool]] = {}
@@ -36,7 +42,8 @@ def _unregister(pool: ConnectionPool) -> None:
             _default = None
 
 
-def _open_pools() -> dict[str, ConnectionPool]:
+def open_pools() -> dict[str, ConnectionPool]:
+    """The open pools of this process by name (a snapshot)."""
     with _lock:
         live = {name: ref() for name, ref in _pools.items()}
     return {name: p for name, p in live.items() if p is not None and not p.closed}
@@ -44,7 +51,7 @@ def _open_pools() -> dict[str, ConnectionPool]:
 
 def get_pool(name: str) -> ConnectionPool:
     """The open pool called ``name`` (the latest one, if the name was reused)."""
-    pools = _open_pools()
+    pools = open_pools()
     try:
         return pools[name]
     except KeyError:
@@ -66,7 +73,7 @@ def get_default_pool() -> ConnectionPool:
         chosen = _default() if _default is not None else None
     if chosen is not None and not chosen.closed:
         return chosen
-    pools = _open_pools()
+    pools = open_pools()
     if "default" in pools:
         return pools["default"]
     if len(pools) == 1:
@@ -79,3 +86,10 @@ def get_default_pool() -> ConnectionPool:
         f"{len(pools)} pools are open ({', '.join(sorted(map(repr, pools)))}): "
         "call mysqlpool_ext.set_default_pool(pool) or name one 'default'"
     )
+
+
+def explicit_default_pool() -> ConnectionPool | None:
+    """The pool given to :func:`set_default_pool`, if it is still open (None otherwise)."""
+    with _lock:
+        chosen = _default() if _default is not None else None
+    return chosen if chosen is not None and not chosen.closed else None

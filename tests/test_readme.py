@@ -34,14 +34,14 @@ def _id(value: object) -> str:
 def test_readme_block_runs(
     line: int, code: str, db_kwargs: dict[str, Any], db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mysqlpool_ext.registry import _open_pools
+    from mysqlpool_ext.registry import open_pools
 
     monkeypatch.setenv("MYSQLPOOL_URL", db_url)
-    before = set(map(id, _open_pools().values()))
+    before = set(map(id, open_pools().values()))
     namespace: dict[str, Any] = {"__name__": f"readme_line_{line}", "config": dict(db_kwargs)}
     try:
         exec(compile(code, f"README.md:{line}", "exec"), namespace)
     finally:
-        for pool in _open_pools().values():
+        for pool in open_pools().values():
             if id(pool) not in before:
                 pool.close()

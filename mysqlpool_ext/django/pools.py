@@ -124,7 +124,7 @@ class PoolHandler:
         """The resolver for ``current_pool``: a Django pool, or None to let others answer."""
         alias = "default" if name is None else name
         pool = self._pools.get(alias)  # hot path: every current_pool call of every request
-        if pool is not None and not pool._closed:
+        if pool is not None and not pool.closed:
             return pool
         from django.conf import settings
 
