@@ -1,4 +1,4 @@
-"""``Connection``: a PyMySQL connection that knows when it is pooled.
+"""``Connection``: a PyMySQL connection that knows its session's state, and whether it is pooled.
 
 Used on its own (``mysqlpool_ext.Connection(host=...)``) it is a plain PyMySQL connection plus
 :meth:`Connection.execute_query`. Borrowed from a pool it is a *lease*: a fresh ``Connection``
@@ -7,29 +7,60 @@ long-lived record of the server connection (SQLAlchemy's record/lease split). Gi
 the lease's ``__dict__`` for an empty one and its class for :class:`ReturnedConnection`, so any
 later use of that object raises :class:`ConnectionReturnedError` instead of silently sharing a
 socket with the next borrower — and both the lend and the give-back are O(1), no copying.
+
+This module is the wire layer: it knows nothing of pools. A lease reaches its owner only through
+the small :class:`LeaseOwner` interface (the pool's record of the connection implements it).
+
+Why the connection watches every packet: the pool decides at give-back time, without a round
+trip, whether the session is exactly as it was opened. PyMySQL stores the status flags of OK
+packets but forgets those of the EOF packet that ends a result set, so after a SELECT the
+"transaction open" bit it shows is stale; this class stores them. With ``CLIENT_SESSION_TRACK``
+the server also flags every change of session state (``SERVER_SESSION_STATE_CHANGED``); the few
+changes it does not report (named locks, ``LOCK TABLES``, user variables assigned inside an
+expression, ``LAST_INSERT_ID(n)``) are caught by a cheap look at the statement text.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import select
+import socket
 import struct
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import pymysql
 import pymysql.cursors
-from pymysql.constants import CR, ER
+from pymysql.connections import MySQLResult
+from pymysql.constants import CLIENT, COMMAND, CR, ER, SERVER_STATUS
+from pymysql.err import InterfaceError, MySQLError
+from pymysql.protocol import EOFPacketWrapper
 
-from .errors import ConnectionReturnedError
+from .errors import ConnectionReturnedError, PoolClosedError, TransactionLostError
 
-if TYPE_CHECKING:
-    from .pool import _Slot
-
-__all__ = ["LOST_CONNECTION_CODES", "Connection", "ReturnedConnection", "RowCount"]
+__all__ = [
+    "LOST_CONNECTION_CODES",
+    "Connection",
+    "LeaseOwner",
+    "ReturnedConnection",
+    "RowCount",
+    "SessionState",
+    "block_end_action",
+    "reset_session",
+    "run_query",
+]
 
 COM_RESET_CONNECTION = 0x1F
+COM_QUERY = COMMAND.COM_QUERY
+COM_INIT_DB = COMMAND.COM_INIT_DB
+
+IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
+AUTOCOMMIT = SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
+SESSION_CHANGED = 0x4000  # SERVER_SESSION_STATE_CHANGED
 
 _SSL_BUILD_LOCK = threading.Lock()
 _poll = getattr(select, "poll", None)  # not on Windows: select.select() stands in there
@@ -50,6 +81,24 @@ LOST_CONNECTION_CODES = frozenset(
     }
 )
 
+#: Session changes the server does not flag with SERVER_SESSION_STATE_CHANGED (checked on
+#: MariaDB 10.11): named locks, LOCK TABLES, user variables assigned or read inside an expression
+#: (``@x := 1``, ``INTO @x``), ``LAST_INSERT_ID(expr)``, HANDLER. A false positive (an ``@`` in a
+#: string literal) costs one reset round trip at give-back; a false negative would leak state.
+_UNTRACKED_CHANGE = re.compile(
+    rb"(?i)lock|(?<!@)@(?!@)|last_insert_id\s*\(\s*[^\s)]|handler|found_rows"
+)
+
+
+class LeaseOwner(Protocol):
+    """What a lease needs from whoever lent it (the pool's record of the connection)."""
+
+    def give_back(self, lease: Connection) -> None: ...
+
+    def end_block(self, lease: Connection, exc: BaseException | None) -> None: ...
+
+    def lost_lease(self) -> None: ...
+
 
 class RowCount(int):
     """What :meth:`Connection.execute_query` returns for a statement with no result set.
@@ -64,19 +113,6 @@ class RowCount(int):
         self = super().__new__(cls, rowcount)
         self.lastrowid = lastrowid
         return self
-
-
-_AIO: Any = None  # mysqlpool_ext._aio once the async face is first used (it imports asyncio)
-
-
-def _aio() -> Any:
-    """The async face's module, imported once: a function-level import costs ~0.8 us a call."""
-    global _AIO
-    if _AIO is None:
-        from . import _aio as face
-
-        _AIO = face
-    return _AIO
 
 
 def run_query(
@@ -102,14 +138,54 @@ def run_query(
         cur.close()
 
 
+class _TrackedResult(MySQLResult):
+    """PyMySQL's result reader, keeping the status flags of the EOF packet that ends rows."""
+
+    def _check_packet_is_eof(self, packet: Any) -> bool:
+        if not packet.is_eof_packet():
+            return False
+        wp = EOFPacketWrapper(packet)
+        self.warning_count = wp.warning_count
+        self.has_next = wp.has_next
+        status = wp.server_status
+        self.server_status = status
+        conn = self.connection
+        if conn is not None:  # an unbuffered result ends after _read_query_result returned
+            note_status(conn, status)
+        return True
+
+
+def note_status(conn: Any, status: int) -> None:
+    """Store the status flags of a statement-ending packet; remember a session change."""
+    d = conn.__dict__
+    d["server_status"] = status
+    if status & SESSION_CHANGED:
+        d["_mp_dirty"] = True
+
+
+def note_command(conn: Any, command: int, sql: bytes | str) -> None:
+    """Per borrow: a command was sent; and whether its text may change untracked state."""
+    d = conn.__dict__
+    d["_mp_used"] = True
+    if command == COM_QUERY and _UNTRACKED_CHANGE.search(
+        sql if not isinstance(sql, str) else sql.encode("utf-8", "replace")
+    ):
+        d["_mp_dirty"] = True
+
+
 class Connection(pymysql.connections.Connection):
     """A PyMySQL connection; when borrowed from a pool, ``close()`` and ``with`` give it back."""
 
     # Class-level defaults, read through the instance when the shared dict has no entry: the hot
     # path reads them as plain attributes, no ``getattr`` with defaults.
-    _mp_slot: _Slot | None = None
+    _mp_slot: LeaseOwner | None = None
     _mp_broken = False
     _mp_db_changed = False
+    _mp_dirty = False  # the session may differ from its connect-time state
+    _mp_used = False  # a command was sent during this borrow
+    _mp_errored = False  # a statement failed during this borrow
+    _mp_closed_by: str | None = None  # the name of the pool that closed under this lease
+    _mp_state: SessionState | None = None
 
     if TYPE_CHECKING:
         # PyMySQL internals the pool reads; its type stubs do not declare them.
@@ -122,19 +198,21 @@ class Connection(pymysql.connections.Connection):
         _read_timeout: Any
         connect_timeout: Any
         server_status: int
+        server_capabilities: int
         server_thread_id: Any
         autocommit_mode: bool | None
         charset: str
         collation: str | None
+        encoding: str
         sql_mode: str | None
         init_command: str | None
         host: str
         port: int
         user: Any
         unix_socket: str | None
+        db: Any
 
         def _force_close(self) -> None: ...
-        def _execute_command(self, command: int, sql: Any) -> None: ...
         def _send_autocommit_mode(self) -> None: ...
         def _write_bytes(self, data: bytes) -> None: ...
 
@@ -169,55 +247,64 @@ class Connection(pymysql.connections.Connection):
         exec_many: bool = False,
     ) -> Any:
         """:meth:`execute_query` for asyncio: the event loop is never blocked while it runs."""
-        return await (_AIO or _aio()).aio_run_query(
-            self, query, args, dictcursor, return_one, exec_many
-        )
+        from ._wire_async import aio_run_query
+
+        return await aio_run_query(self, query, args, dictcursor, return_one, exec_many)
 
     def reset_connection(self) -> None:
-        """Send COM_RESET_CONNECTION: roll back, drop temporary tables, release locks and reset
-        session variables to their global values — without re-authenticating.
+        """Send COM_RESET_CONNECTION, then re-apply the state this connection was opened with
+        (database, character set, sql_mode, init_command, autocommit): the next user cannot
+        tell it from a new connection. PyMySQL has no helper for it."""
+        reset_session(self)
 
-        PyMySQL has no helper for it. After the reset, the settings this connection was opened with
-        (character set, sql_mode, init_command, autocommit) are applied again.
-        """
-        self._execute_command(COM_RESET_CONNECTION, b"")
-        self._read_ok_packet()
-        self.set_character_set(self.charset, self.collation)
-        if self.sql_mode is not None:
-            self.query(f"SET sql_mode={self.escape(self.sql_mode)}")
-        if self.init_command is not None:
-            self.query(self.init_command)
-            self._affected_rows = 0
-        # The mode it was opened with, not the last one set: a borrower's conn.autocommit(False)
-        # also changes autocommit_mode, and re-sending that undid half of the reset.
-        autocommit = self.__dict__.get("_mp_opened_autocommit", self.autocommit_mode)
-        if autocommit is not None:
-            self.autocommit_mode = autocommit
-            self._send_autocommit_mode()
-
-    # -- noticing a broken connection -----------------------------------------------------------
-    # PyMySQL force-closes the socket on I/O errors, but an error *packet* that ends the session
-    # (KILL, server shutdown, 4031 idle timeout) leaves the socket open. Flag those here, where
-    # every response is read, so the pool discards the connection on return instead of lending it.
-    def _read_query_result(self, unbuffered: bool = False) -> int:
+    # -- watching every command and every statement-ending packet -------------------------------
+    def _execute_command(self, command: int, sql: Any) -> None:
+        if self._sock is None:
+            if self._mp_closed_by is not None:
+                raise _closed_error(self, None)
+            raise InterfaceError(0, "the connection is closed")
+        note_command(self, command, sql)
         try:
-            return super()._read_query_result(unbuffered)
-        except pymysql.err.MySQLError as exc:
-            _note_error(self, exc)
-            raise
+            super()._execute_command(command, sql)
+        except MySQLError as exc:
+            _fail(self, exc)
+
+    def _read_query_result(self, unbuffered: bool = False) -> int:
+        self._result = None
+        result = _TrackedResult(self)
+        try:
+            if unbuffered:
+                try:
+                    result.init_unbuffered_query()
+                except BaseException:
+                    result.unbuffered_active = False
+                    result.connection = None
+                    raise
+            else:
+                result.read()
+        except MySQLError as exc:
+            _fail(self, exc)
+        self._result = result
+        status = result.server_status
+        if status is not None:
+            note_status(self, status)
+        return result.affected_rows
 
     def _read_ok_packet(self) -> Any:
         try:
-            return super()._read_ok_packet()
-        except pymysql.err.MySQLError as exc:
-            _note_error(self, exc)
-            raise
+            ok = super()._read_ok_packet()
+        except MySQLError as exc:
+            _fail(self, exc)
+        if self.server_status & SESSION_CHANGED:
+            self.__dict__["_mp_dirty"] = True
+        return ok
 
     def select_db(self, db: str) -> None:
         """Change the default database; a pooled connection gets its own back on return."""
         super().select_db(db)
-        if self._mp_slot is not None:
-            self.__dict__["_mp_db_changed"] = True
+        d = self.__dict__
+        d["_mp_db_changed"] = True
+        d["_mp_dirty"] = True
 
     # -- giving back ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -226,13 +313,16 @@ class Connection(pymysql.connections.Connection):
         if slot is None:
             super().close()
             return
-        slot.pool._putconn(self)
+        slot.give_back(self)
 
     def __enter__(self) -> Connection:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        """Commit an open transaction on success, roll back on error, then give back (or close)."""
+        """Commit an open transaction on success, roll back on error, then give back (or close).
+
+        If the transaction could not be committed (the connection was lost, or its pool closed),
+        this raises: a block that ends without an exception means "committed"."""
         if isinstance(self, ReturnedConnection):
             # The body gave it back (``conn.close()``): ``with`` bound this method at entry, so
             # ReturnedConnection.__exit__ is never reached. Nothing left to do.
@@ -242,7 +332,7 @@ class Connection(pymysql.connections.Connection):
             # Unpooled: exactly PyMySQL's behaviour.
             super().close()
             return
-        slot.pool._finish_block(self, exc)
+        slot.end_block(self, exc)
 
     def __del__(self) -> None:
         slot = self.__dict__.get("_mp_slot")
@@ -251,8 +341,8 @@ class Connection(pymysql.connections.Connection):
             self._force_close()
             return
         # A lease collected while still lent: its borrower lost it. Never close the shared socket
-        # here (the pool's record still owns it); tell the pool, which reclaims the slot.
-        slot.pool._reclaim_leaked(slot, self)
+        # here (the pool's record still owns it); tell the owner, which reclaims it.
+        slot.lost_lease()
 
     def __repr__(self) -> str:
         slot = self._mp_slot
@@ -262,26 +352,174 @@ class Connection(pymysql.connections.Connection):
             return f"<mysqlpool_ext.Connection {state} {self.user}@{where}>"
         return (
             f"<mysqlpool_ext.Connection {state} {self.user}@{where} "
-            f"lent by pool {slot.pool.name!r} id={self.thread_id()}>"
+            f"lent by pool {getattr(slot, 'pool_name', '?')!r} id={self.thread_id()}>"
         )
 
 
-def _note_error(conn: Connection, exc: BaseException) -> None:
+def _closed_error(conn: Connection, exc: BaseException | None) -> PoolClosedError:
+    detail = f" ({exc})" if exc is not None else ""
+    return PoolClosedError(
+        f"pool {conn._mp_closed_by!r} was closed while this connection was lent; the "
+        f"connection is gone and an open transaction was rolled back by the server{detail}"
+    )
+
+
+def _fail(conn: Connection, exc: MySQLError) -> NoReturn:
+    """Note what an error means for the connection, then raise it (or what it really is)."""
+    d = conn.__dict__
+    d["_mp_errored"] = True
     if conn._sock is None or (exc.args and exc.args[0] in LOST_CONNECTION_CODES):
-        conn.__dict__["_mp_broken"] = True
+        d["_mp_broken"] = True
+        if conn._mp_closed_by is not None:
+            raise _closed_error(conn, exc) from exc
+    raise exc
+
+
+def block_end_action(conn: Connection, exc: BaseException | None) -> bytes | None:
+    """What the end of a ``with`` block must send: ``b"COMMIT"``, ``b"ROLLBACK"`` or None.
+
+    Raises :class:`TransactionLostError` (or :class:`PoolClosedError`) when the block succeeded
+    but its open transaction can no longer be committed: the caller must not believe it was.
+    """
+    if not conn.server_status & IN_TRANS:
+        return None
+    if conn._sock is None or conn._mp_broken:
+        if exc is not None:
+            return None  # the block already fails; the server rolled back on disconnect
+        if conn._mp_closed_by is not None:
+            raise _closed_error(conn, None)
+        raise TransactionLostError(
+            "the connection was lost inside the block while a transaction was open: nothing "
+            "was committed (the server rolled the transaction back)"
+        )
+    return b"COMMIT" if exc is None else b"ROLLBACK"
+
+
+# -- the session's connect-time state, and putting it back in one round trip ---------------------
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What a new connection's session looks like, as the pool's options define it."""
+
+    database: str | None
+    charset: str
+    collation: str | None
+    encoding: str
+    sql_mode: str | None
+    init_command: str | None
+    autocommit: bool | None
+    tracking: bool  # the server flags session changes (CLIENT_SESSION_TRACK) for us
+
+    def reset_commands(self, conn: Connection) -> list[tuple[int, bytes]]:
+        """COM_RESET_CONNECTION and what re-applies this state, to be pipelined."""
+        enc = self.encoding
+        cmds: list[tuple[int, bytes]] = [(COM_RESET_CONNECTION, b"")]
+        if self.database:
+            cmds.append((COM_INIT_DB, self.database.encode(enc)))
+        names = f"NAMES {self.charset}" + (f" COLLATE {self.collation}" if self.collation else "")
+        assigns = [names]
+        if self.sql_mode is not None:
+            assigns.append(f"@@session.sql_mode={conn.escape(self.sql_mode)}")
+        if self.tracking:
+            assigns.append("@@session.session_track_state_change=1")
+        autocommit = (
+            None if self.autocommit is None else f"@@session.autocommit={int(self.autocommit)}"
+        )
+        if autocommit and self.init_command is None:
+            assigns.append(autocommit)
+        cmds.append((COM_QUERY, ("SET " + ", ".join(assigns)).encode(enc)))
+        if self.init_command is not None:
+            cmds.append((COM_QUERY, self.init_command.encode(enc)))
+            if autocommit:
+                cmds.append((COM_QUERY, ("SET " + autocommit).encode(enc)))
+        return cmds
+
+
+def pipeline(cmds: list[tuple[int, bytes]]) -> bytes:
+    """Several commands' packets, written at once: the server answers them in order."""
+    return b"".join(struct.pack("<iB", len(p) + 1, c) + p for c, p in cmds)
+
+
+def read_responses(conn: Connection, count: int) -> None:
+    """Read the responses to ``count`` pipelined commands (OK packets or result sets)."""
+    for _ in range(count):
+        conn._next_seq_id = 1
+        conn._read_query_result()
+        while conn._result is not None and conn._result.has_next:
+            conn.next_result()
+
+
+def after_reset(conn: Connection, state: SessionState) -> None:
+    """The connection object's own view of the session, as a new connection would have it."""
+    d = conn.__dict__
+    conn.charset = state.charset
+    conn.collation = state.collation
+    conn.encoding = state.encoding
+    conn.autocommit_mode = state.autocommit
+    conn.db = state.database.encode(state.encoding) if state.database else None
+    d["_mp_dirty"] = d["_mp_used"] = d["_mp_db_changed"] = d["_mp_errored"] = False
+    conn._result = None
+
+
+def reset_session(conn: Connection) -> None:
+    """One round trip: COM_RESET_CONNECTION, then the connect-time state re-applied."""
+    state = conn._mp_state
+    if state is None:
+        raise InterfaceError(0, "reset_connection() needs a connection opened by a pool")
+    cmds = state.reset_commands(conn)
+    if conn._sock is None:
+        raise InterfaceError(0, "the connection is closed")
+    note_command(conn, COM_RESET_CONNECTION, b"")
+    conn._write_bytes(pipeline(cmds))
+    read_responses(conn, len(cmds))
+    after_reset(conn, state)
+
+
+# -- the pool's own handle on a server connection ------------------------------------------------
 
 
 class _RawConnection(Connection):
     """The pool's own handle on a server connection (the record side of the split).
 
     It keeps PyMySQL's ``close()`` and ``__del__``; it builds its SSL context through the pool's
-    cache, so opening a connection does not pay ~22 ms for ``ssl.create_default_context()``.
+    cache, so opening a connection does not pay ~22 ms for ``ssl.create_default_context()``; and
+    it asks the server to report session changes, so giving back needs no round trip to know
+    whether the session must be reset.
     """
 
     def __init__(self, _ssl_cache: dict[Any, Any], **kwargs: Any) -> None:
         self.__dict__["_mp_ssl_cache"] = _ssl_cache
+        kwargs["client_flag"] = kwargs.get("client_flag", 0) | CLIENT.SESSION_TRACK
+        password = kwargs.get("password")
+        if isinstance(password, str):
+            try:
+                password.encode("latin-1")
+            except UnicodeEncodeError:
+                # PyMySQL encodes str passwords as latin-1 and fails (echoing the password)
+                # on anything else; the server hashed the UTF-8 bytes at CREATE USER time.
+                kwargs["password"] = password.encode("utf-8")
         super().__init__(**kwargs)
-        self.__dict__["_mp_opened_autocommit"] = self.autocommit_mode
+        tracking = bool(getattr(self, "server_capabilities", 0) & CLIENT.SESSION_TRACK)
+        if tracking and self._sock is not None:
+            try:
+                self.query("SET SESSION session_track_state_change=1")
+            except MySQLError as exc:
+                if self._sock is None or (exc.args and exc.args[0] in LOST_CONNECTION_CODES):
+                    raise
+                tracking = False  # a server or proxy that does not know the variable
+        d = self.__dict__
+        d["_mp_state"] = SessionState(
+            database=kwargs.get("database") or kwargs.get("db"),
+            charset=self.charset,
+            collation=self.collation,
+            encoding=self.encoding,
+            sql_mode=self.sql_mode,
+            init_command=self.init_command,
+            autocommit=self.autocommit_mode,
+            tracking=tracking,
+        )
+        d["_mp_dirty"] = d["_mp_used"] = d["_mp_errored"] = False
 
     def _create_ssl_ctx(self, sslp: Any) -> Any:
         cache: dict[Any, Any] = self.__dict__["_mp_ssl_cache"]
@@ -303,9 +541,9 @@ class _RawConnection(Connection):
         """Open the connection; the handshake too is bounded by ``connect_timeout``.
 
         PyMySQL bounds only the TCP connect by it and reads the greeting with ``read_timeout``
-        (default None: forever), so a server behind a blackholed route hung the borrower that
-        opened the connection (tests/faults/test_proxy.py). libmysqlclient bounds the handshake
-        by connect_timeout too.
+        (default None: forever), so a server behind a blackholed route, or one that accepts and
+        never greets, hung the borrower that opened the connection. libmysqlclient bounds the
+        handshake by connect_timeout too.
         """
         with self._bounded_reads():
             super().connect(sock)
@@ -336,14 +574,13 @@ class _RawConnection(Connection):
     def __exit__(self, *exc_info: Any) -> None:
         pymysql.connections.Connection.close(self)
 
-    def _has_pending_input(self) -> bool:
+    def has_pending_input(self) -> bool:
         """True when the server sent something while this connection sat idle.
 
         The server never speaks first on an idle connection unless it ended the session: KILL,
         shutdown and ``wait_timeout`` leave an EOF (MySQL 8 also an error packet) on the socket.
-        A zero-timeout poll (~1 us, no round trip) tells, so the pool can check such a
-        connection even inside ``check_window`` instead of lending a dead one (measured: a KILL
-        0.05 s after the last use reached 4 of 4 borrowers as error 2013 without this).
+        A zero-timeout poll (no round trip) tells, so the pool can check such a connection even
+        inside ``check_window`` instead of lending a dead one.
         """
         sock = self._sock
         if sock is None:
@@ -369,27 +606,64 @@ class _RawConnection(Connection):
             return
         try:
             self._closed = True
-            self._write_bytes(struct.pack("<iB", 1, pymysql.constants.COMMAND.COM_QUIT))
+            self._write_bytes(struct.pack("<iB", 1, COMMAND.COM_QUIT))
         except Exception:  # noqa: BLE001 - closing a possibly dead socket: nothing to report
             pass
         finally:
             self._force_close()
 
+    def interrupt(self, pool_name: str) -> None:
+        """From another thread: make every blocked or future use of this connection fail.
+
+        ``shutdown()`` (thread-safe, unlike closing PyMySQL's file objects under a reader) wakes
+        a thread blocked in ``recv`` and an event loop waiting for the socket with EOF; the
+        borrower then sees :class:`PoolClosedError`. The owner closes the descriptor when it
+        gives the connection back.
+        """
+        self.__dict__["_mp_closed_by"] = pool_name
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+# -- a given-back lease ------------------------------------------------------------------------
 
 _RETURNED_OK = frozenset({"__class__", "__dict__", "close", "open", "_mp_returned_pool"})
+_PLAIN_ATTRS = frozenset(dir(object))
+
+
+class _ReturnedAttribute(ConnectionReturnedError, AttributeError):
+    """Reading a data attribute of a given-back connection: ``hasattr`` says False."""
 
 
 class ReturnedConnection(Connection):
-    """What a lease becomes once given back: every use raises, ``close()`` is a no-op."""
+    """What a lease becomes once given back: calling anything raises, ``close()`` is a no-op.
+
+    Looking a method up does not raise (``hasattr(conn, "commit")`` is True, as for a closed
+    PyMySQL connection); calling it does. Reading a data attribute raises an error that is both
+    :class:`ConnectionReturnedError` and ``AttributeError``, so ``getattr(conn, "x", None)``
+    returns the default.
+    """
 
     def __getattribute__(self, name: str) -> Any:
-        if name in _RETURNED_OK:
+        if name in _RETURNED_OK or name in _PLAIN_ATTRS:
             return object.__getattribute__(self, name)
         if name == "_result":
             # SSCursor.__del__ (= close) compares its result with the connection's: "none" lets
             # a cursor that outlived its lease be collected quietly instead of printing a traceback.
             return None
-        _raise_returned(self, name)
+        attr = getattr(Connection, name, None)
+        if callable(attr):
+
+            def refuse(*args: Any, **kwargs: Any) -> NoReturn:
+                _raise_returned(self, name)
+
+            return refuse
+        pool_name = object.__getattribute__(self, "__dict__").get("_mp_returned_pool", "?")
+        raise _ReturnedAttribute(_returned_message(pool_name, name))
 
     def close(self) -> None:
         """Closing twice is a no-op (DB-API code often closes in ``finally`` after a ``with``)."""
@@ -411,9 +685,22 @@ class ReturnedConnection(Connection):
         return f"<mysqlpool_ext.Connection returned to pool {self._mp_returned_pool!r}>"
 
 
-def _raise_returned(conn: ReturnedConnection, what: str) -> NoReturn:
-    pool_name = object.__getattribute__(conn, "__dict__").get("_mp_returned_pool", "?")
-    raise ConnectionReturnedError(
+def _returned_message(pool_name: str, what: str) -> str:
+    return (
         f"pool {pool_name!r}: this connection was already given back to the pool "
         f"(tried to use {what!r}); borrow another with pool.connection() or get_connection()"
     )
+
+
+def _raise_returned(conn: ReturnedConnection, what: str) -> NoReturn:
+    pool_name = object.__getattribute__(conn, "__dict__").get("_mp_returned_pool", "?")
+    raise ConnectionReturnedError(_returned_message(pool_name, what))
+
+
+def _reinit_after_fork() -> None:
+    global _SSL_BUILD_LOCK
+    _SSL_BUILD_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)

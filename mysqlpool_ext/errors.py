@@ -5,11 +5,16 @@ PyMySQL keep catching them; the two "could not get a connection" errors are also
 ``OperationalError`` because that is what PyMySQL raises when it cannot reach the server, and code
 that retries on ``OperationalError`` should retry on a pool timeout too. Errors that come from MySQL
 itself stay PyMySQL's exceptions. Every message names the pool; none ever contains a password.
+
+The base classes are taken from ``pymysql.err`` as PyMySQL's own modules bound it: after
+``pymysql.install_as_MySQLdb()`` and Django's MySQL backend, the *attribute* ``pymysql.err`` can
+point at a second copy of that module (imported again as ``MySQLdb.err``), whose classes PyMySQL
+never raises.
 """
 
 from __future__ import annotations
 
-import pymysql
+from pymysql.err import Error, InterfaceError, OperationalError
 
 __all__ = [
     "ConfigError",
@@ -18,14 +23,15 @@ __all__ = [
     "PoolClosedError",
     "PoolError",
     "PoolTimeout",
+    "TransactionLostError",
 ]
 
 
-class PoolError(pymysql.err.Error):
+class PoolError(Error):
     """Base class of every error raised by the pool itself."""
 
 
-class GetConnectionFromPoolError(PoolError, pymysql.err.OperationalError):
+class GetConnectionFromPoolError(PoolError, OperationalError):
     """No connection could be handed out before the deadline (the seed's name for it)."""
 
 
@@ -33,11 +39,11 @@ PoolTimeout = GetConnectionFromPoolError
 """psycopg_pool's name for the same error."""
 
 
-class PoolClosedError(PoolError, pymysql.err.OperationalError):
+class PoolClosedError(PoolError, OperationalError):
     """The pool was closed: it lends nothing any more."""
 
 
-class ConnectionReturnedError(PoolError, pymysql.err.InterfaceError):
+class ConnectionReturnedError(PoolError, InterfaceError):
     """A connection was used after it went back to the pool.
 
     Using it would mean sharing its socket with whoever borrowed it next, which is exactly the
@@ -56,3 +62,12 @@ class ConfigError(PoolError, ValueError):
     def __init__(self, *args: object, option: str | None = None) -> None:
         super().__init__(*args)
         self.option = option
+
+
+class TransactionLostError(PoolError, OperationalError):
+    """A block ended without an error, but its open transaction could not be committed.
+
+    The connection was lost (killed, the server restarted, the network failed) after the
+    transaction began; the server rolled it back. Raised so that a block which ends normally
+    always means "committed".
+    """

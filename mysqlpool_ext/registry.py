@@ -5,6 +5,7 @@ The registry holds weak references: it never keeps a forgotten pool (and its soc
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import TYPE_CHECKING
@@ -19,7 +20,9 @@ __all__ = [
     "get_default_pool",
     "get_pool",
     "open_pools",
+    "register",
     "set_default_pool",
+    "unregister",
 ]
 
 _lock = threading.Lock()
@@ -27,12 +30,14 @@ _pools: dict[str, weakref.ref[ConnectionPool]] = {}
 _default: weakref.ref[ConnectionPool] | None = None
 
 
-def _register(pool: ConnectionPool) -> None:
+def register(pool: ConnectionPool) -> None:
+    """Called by every new pool: it can be found by name from now on."""
     with _lock:
         _pools[pool.name] = weakref.ref(pool)
 
 
-def _unregister(pool: ConnectionPool) -> None:
+def unregister(pool: ConnectionPool) -> None:
+    """Called when a pool closes."""
     global _default
     with _lock:
         ref = _pools.get(pool.name)
@@ -93,3 +98,13 @@ def explicit_default_pool() -> ConnectionPool | None:
     with _lock:
         chosen = _default() if _default is not None else None
     return chosen if chosen is not None and not chosen.closed else None
+
+
+def _reinit_after_fork() -> None:
+    # A thread of the parent may have held the lock at fork time: the child gets a new one.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)

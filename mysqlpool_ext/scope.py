@@ -19,9 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from pymysql.constants import SERVER_STATUS
-
-from .connection import Connection, ReturnedConnection, run_query
+from .connection import COM_QUERY, Connection, ReturnedConnection, block_end_action, run_query
 from .errors import PoolError
 from .registry import get_default_pool, get_pool
 
@@ -37,7 +35,6 @@ __all__ = [
     "unregister_resolver",
 ]
 
-_IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 
 #: A resolver maps a pool name (None = the default) to a pool, or None when it does not apply here.
 Resolver = Callable[[str | None], "ConnectionPool | None"]
@@ -269,49 +266,67 @@ class _CurrentPool:
         scope = _scope_var.get()
         if scope is None:
             return pool.transaction(timeout)
-        return _pinned_transaction(scope.connection_for(pool))
+        return _pinned(scope.connection_for(pool), begin=True)
 
     def atransaction(self, timeout: float | None = None) -> Any:
         pool = self._get_current_object()
         scope = _scope_var.get()
         if scope is None:
             return pool.atransaction(timeout)
-        return _apinned_transaction(scope, pool)
+        return _apinned(scope, pool, True)
 
 
 @contextmanager
-def _pinned(conn: Connection) -> Iterator[Connection]:
-    """The request's own connection: it stays with the request after the block."""
-    yield conn
-
-
-@contextmanager
-def _pinned_transaction(conn: Connection) -> Iterator[Connection]:
-    conn.begin()
+def _pinned(conn: Connection, begin: bool = False) -> Iterator[Connection]:
+    """A block on the request's own connection: it ends as a pool block ends (COMMIT on
+    success, ROLLBACK on error — the same rule as ``pool.connection()``), and the connection
+    stays with the request afterwards."""
+    if begin:
+        conn.begin()
     try:
         yield conn
-    except BaseException:
-        if conn._sock is not None and conn.server_status & _IN_TRANS:
-            conn.rollback()
+    except BaseException as exc:
+        _end_block(conn, exc)
         raise
-    conn.commit()
+    _end_block(conn, None)
+
+
+def _end_block(conn: Connection, exc: BaseException | None) -> None:
+    action = block_end_action(conn, exc)
+    if action is None:
+        return
+    try:
+        conn._execute_command(COM_QUERY, action)
+        conn._read_ok_packet()
+    except Exception:
+        if exc is None:
+            raise
+        # The block's own error matters more; the pool discards the connection at the end.
+        conn.__dict__["_mp_broken"] = True
 
 
 @asynccontextmanager
-async def _apinned_transaction(
-    scope: RequestScope, pool: ConnectionPool
+async def _apinned(
+    scope: RequestScope, pool: ConnectionPool, begin: bool
 ) -> AsyncIterator[Connection]:
-    from ._aio import aio_command
+    from ._wire_async import aio_command
 
     conn = await scope.aconnection_for(pool)
-    await aio_command(conn, "BEGIN")
+    if begin:
+        await aio_command(conn, "BEGIN")
     try:
         yield conn
-    except BaseException:
-        if conn._sock is not None and conn.server_status & _IN_TRANS:
-            await aio_command(conn, "ROLLBACK")
+    except BaseException as exc:
+        action = block_end_action(conn, exc)
+        if action is not None:
+            try:
+                await aio_command(conn, action.decode())
+            except Exception:  # noqa: BLE001 - the block's own error matters more
+                conn.__dict__["_mp_broken"] = True
         raise
-    await aio_command(conn, "COMMIT")
+    action = block_end_action(conn, None)
+    if action is not None:
+        await aio_command(conn, action.decode())
 
 
 current_pool: _CurrentPool = _CurrentPool()

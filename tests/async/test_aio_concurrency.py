@@ -155,7 +155,7 @@ async def test_cancelled_just_after_being_handed_a_permit(make_pool: MakePool) -
     waiter.cancel()  # ...which is cancelled before it could use it
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    assert pool._nconns <= 1
+    assert pool.stats()["pool_size"] <= 1
     assert await pool.aexecute_query("SELECT 3", timeout=5) == ((3,),)
     stats = pool.stats()
     assert stats["in_use"] == 0 and stats["pool_size"] == 1
@@ -165,7 +165,9 @@ async def test_cancelled_while_its_connection_is_opened(make_pool: MakePool) -> 
     """The connect runs in a thread and cannot be interrupted: the pool adopts the connection."""
     pool = make_pool(size=1, max_size=1, lazy=True)
     opener = asyncio.ensure_future(pool.aexecute_query("SELECT 1"))
-    await _until(lambda: pool._nconns == 1)  # it holds the permit, the connect has started
+    await _until(
+        lambda: pool.stats()["pool_size"] == 1
+    )  # it holds the permit, the connect has started
     opener.cancel()
     with pytest.raises(asyncio.CancelledError):
         await opener

@@ -18,7 +18,6 @@ import pytest
 from aiokit import MakePool, seq
 
 from mysqlpool_ext import ConnectionPool, ConnectionReturnedError
-from mysqlpool_ext._aio import _aputconn
 from mysqlpool_ext.connection import RowCount
 from mysqlpool_ext.registry import set_default_pool
 from mysqlpool_ext.scope import current_pool, request_scope
@@ -262,12 +261,12 @@ async def test_dirty_connection_is_reset_on_return(make_pool: MakePool, table: s
     await conn.aexecute_query("SET autocommit = 0")
     conn.select_db("information_schema")
     # The async give-back (what the end of an ``async with`` block runs): reset with async I/O.
-    await _aputconn(pool, conn)
+    await pool.aputconn(conn)
     assert pool.stats()["returns_rolled_back"] == 1
     async with pool.aconnection() as again:
         assert await again.aexecute_query(
             "SELECT CONNECTION_ID(), @@autocommit, DATABASE()", return_one=True
-        ) == (cid, 1, pool._database)
+        ) == (cid, 1, pool.options.connect_kwargs["database"])
     assert await pool.aexecute_query(f"SELECT COUNT(*) FROM {table}") == ((0,),)
 
 

@@ -44,7 +44,7 @@ def test_repr_stats_and_url(make_pool: MakePool, db_kwargs: dict[str, Any]) -> N
     assert "pooltest" in repr(pool) or db_kwargs["user"] in repr(pool)  # says where, not how
     conn.close()
     assert_clean(password, repr(conn), pool.stats(), repr(pool))
-    assert_clean(password, repr(mysqlpool_ext.current_pool), repr(pool._opts))
+    assert_clean(password, repr(mysqlpool_ext.current_pool), repr(pool.options))
     pool.close()
     assert_clean(password, repr(pool))
 

@@ -136,7 +136,7 @@ def test_pool_execute_query_forms_and_commit(
     assert many == 2
     assert pool.stats()["in_use"] == 0
 
-    manual = ConnectionPool(**{**pool._connect_kwargs, "autocommit": False}, size=1)
+    manual = ConnectionPool(**{**pool.options.connect_kwargs, "autocommit": False}, size=1)
     try:
         manual.execute_query(f"INSERT INTO {table} (v) VALUES ('committed')")
     finally:

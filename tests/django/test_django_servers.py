@@ -196,7 +196,9 @@ def test_uvicorn_32_clients_no_failure_no_leak(
     server_user: tuple[str, str], admin: pymysql.connections.Connection
 ) -> None:
     pytest.importorskip("uvicorn")
-    pytest.importorskip("mysqlpool_ext._aio", reason="the async face of the pool is not there yet")
+    pytest.importorskip(
+        "mysqlpool_ext._adriver", reason="the async face of the pool is not there yet"
+    )
     user, url = server_user
     port = free_port()
     cmd = [

@@ -345,7 +345,7 @@ def test_config_keys_are_set_with_setdefault(make_app: MakeApp) -> None:
     stats = app.extensions[EXTENSION_KEY].pool.stats()
     assert (stats["pool_min"], stats["pool_max"]) == (3, 3)  # strings from the env converted
     pool = app.extensions[EXTENSION_KEY].pool
-    assert pool._timeout == 2.5 and pool._max_lifetime == 600
+    assert pool.options.timeout == 2.5 and pool.options.max_lifetime == 600
 
 
 def test_layers_defaults_below_url_below_keys(make_app: MakeApp, db_url: str) -> None:

@@ -73,7 +73,7 @@ class Command(BaseCommand):
                 )
                 if facts["host"] not in ("127.0.0.1", "::1", "localhost", None):
                     warnings += 1
-            lifetime = pool._max_lifetime
+            lifetime = pool.options.max_lifetime
             wait = facts["wait_timeout"]
             if lifetime is None or lifetime >= wait:
                 warnings += 1
@@ -88,10 +88,10 @@ class Command(BaseCommand):
                     f"  lifetime    MAX_LIFETIME={lifetime:g}s < wait_timeout={wait}s"
                 )
             key = (facts["server_id"], facts["port"])
-            needed_by_server[key] = needed_by_server.get(key, 0) + pool._max_size * processes
+            needed_by_server[key] = needed_by_server.get(key, 0) + pool.max_size * processes
             headroom_by_server[key] = facts["max_connections"] - facts["connected"]
             self.stdout.write(
-                f"  capacity    MAX_SIZE={pool._max_size} x {processes} process(es); server "
+                f"  capacity    MAX_SIZE={pool.max_size} x {processes} process(es); server "
                 f"max_connections={facts['max_connections']}, connected now={facts['connected']}"
             )
         for key, needed in needed_by_server.items():

@@ -1,12 +1,10 @@
-"""The async face of :class:`~mysqlpool_ext.ConnectionPool`: PyMySQL's protocol on the event loop.
+"""PyMySQL's protocol on the event loop: the async face's wire layer. It knows no pool.
 
 Why this design (measured, see ``benchmarks/async_bench.py``): handing each query to a worker
 thread reached 0.38x aiomysql's throughput; a second driver would mean a second connection class
 with its own type conversions. Here one :class:`~mysqlpool_ext.Connection` class serves both faces
-and PyMySQL still does all the parsing:
+and PyMySQL still does the parsing:
 
-- waiting for a connection is a future queued in the pool's own FIFO of waiters, so threads and
-  tasks share one line and one policy (sizing, lifetime, liveness window, reset, stats);
 - a command is written with a non-blocking ``send``; the response is read by a reader callback
   registered on the event loop, which needs only packet headers and first bytes to know where
   the response ends (OK / ERR / column count, column definitions, EOF, rows, EOF, and again
@@ -14,22 +12,13 @@ and PyMySQL still does all the parsing:
   (``_read_query_result`` over a ``BytesIO``), so rows, conversions and errors are the sync face's;
   a single result set whose column definitions the connection has already seen is parsed here
   with what PyMySQL made of those definitions (converters, descriptions): same rows, same state;
-- opening a connection (DNS, TCP, TLS, authentication) is blocking PyMySQL code and rare thanks to
-  pooling: it runs in the loop's default executor; a cancelled opener's connection joins the pool;
+- several pipelined commands (the session reset) are written at once and their responses read
+  as one buffer: one round trip;
 - a TLS connection (``ssl.SSLSocket``) cannot be read this way: every call on it runs the sync
   code in a worker thread (correct, but about as slow as the thread-per-query design);
 - a task cancelled (or timed out) between writing a command and reading the end of its response
   leaves the protocol in an unknown state: the socket is closed at once and the pool discards the
-  connection when it is given back. Cancelled while *waiting*, a task never loses a slot: one it
-  was handed at that instant passes on to the next waiter.
-
-Measured (``python -m benchmarks.async_bench --repeats 5``: 64 tasks on 8 connections,
-``SELECT 1``, 2 busy cores): about 1.8x aiomysql's throughput per round (~31 us of client CPU per
-query against ~55 us) with a 3-5x lower p99 and every task served alike; asyncmy, whose protocol
-code is compiled, is within ~10% (~28 us). A worker thread per query costs ~5x the CPU per
-query. What got it there: a result set whose column definitions the connection has seen is
-parsed here without a cursor (PyMySQL's parse was the largest item after ``send``), one deadline
-timer per pool and loop instead of one per wait, and no import statement per call.
+  connection when it is given back.
 
 The socket stays non-blocking while the async face uses it; PyMySQL re-applies its own timeout
 (blocking mode) before its next blocking use, because ``_current_timeout`` is left at a sentinel.
@@ -44,33 +33,37 @@ import io
 import socket
 import ssl
 import struct
-import threading
 import time
 import warnings
-import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pymysql
 import pymysql.cursors
 from pymysql.constants import COMMAND, CR, SERVER_STATUS
+from pymysql.err import InterfaceError, NotSupportedError, OperationalError
 
-from .connection import Connection, ReturnedConnection, RowCount, run_query
-from .pool import _PERMIT, _RETIRED, _Slot
+from .connection import (
+    Connection,
+    RowCount,
+    after_reset,
+    note_command,
+    note_status,
+    pipeline,
+    read_responses,
+    run_query,
+)
+from .errors import PoolClosedError
 
-if TYPE_CHECKING:
-    from .pool import ConnectionPool
-
-__all__ = ["AsyncBorrow", "aexecute_query", "agetconn", "aio_command", "aio_run_query"]
+__all__ = ["aio_command", "aio_ping", "aio_reset_session", "aio_run_query", "in_thread"]
 
 T = TypeVar("T")
 
-_monotonic = time.monotonic
-_IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 _MORE_RESULTS = SERVER_STATUS.SERVER_MORE_RESULTS_EXISTS
 _MAX_PACKET = 2**24 - 1
 _RECV_SIZE = 64 * 1024  # below malloc's mmap threshold: no mmap/munmap per read
 _COM_QUERY = COMMAND.COM_QUERY
+_monotonic = time.monotonic
 
 
 class _AsyncMode:
@@ -87,307 +80,6 @@ class _AsyncMode:
 
 
 _ASYNC = _AsyncMode()
-
-
-# -- waiting for a connection -----------------------------------------------------------------
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-class _AsyncWaiter:
-    """A task waiting in the pool's FIFO: the same duck type as the pool's thread ``_Waiter``.
-
-    The giver sets ``result`` under the pool lock, then calls :meth:`wake` — from any thread.
-    """
-
-    __slots__ = ("deadline", "fut", "loop", "result", "thread")
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.fut: asyncio.Future[None] = self.loop.create_future()
-        self.result: Any = None
-        self.thread = threading.get_ident()
-        self.deadline = _INF
-
-    def wake(self) -> None:
-        if threading.get_ident() == self.thread:
-            _resolve(self.fut)
-        else:
-            try:
-                self.loop.call_soon_threadsafe(_resolve, self.fut)
-            except RuntimeError:  # the loop is closed: its tasks are gone, nobody waits
-                pass
-
-
-_INF = float("inf")
-
-
-class _Watch:
-    """One timer per pool for the deadlines of the tasks of one event loop waiting in its line.
-
-    A timer per wait (``call_later`` + ``cancel``, and the loop's heap of cancelled handles) was
-    ~3 us of every borrow that waits, although nearly every wait ends long before its deadline.
-    The watch is armed for the earliest deadline it knows of; when it fires it ends the waits
-    that are due (as a per-wait timer would) and re-arms for the earliest of the rest. Only the
-    loop's thread touches it. It holds the pool weakly, like the maintenance thread.
-    """
-
-    __slots__ = ("handle", "loop", "pool", "when")
-
-    def __init__(self, pool: ConnectionPool, loop: asyncio.AbstractEventLoop) -> None:
-        self.pool = weakref.ref(pool)
-        self.loop = loop
-        self.handle: asyncio.TimerHandle | None = None
-        self.when = _INF
-
-    def arm(self, deadline: float) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-        self.when = deadline
-        self.handle = self.loop.call_later(max(0.0, deadline - _monotonic()), self.fire)
-
-    def fire(self) -> None:
-        self.handle = None
-        self.when = _INF
-        pool = self.pool()
-        if pool is None:
-            return
-        now = _monotonic()
-        due = []
-        later = _INF
-        loop = self.loop
-        with pool._lock:
-            for waiter in pool._waiters:
-                if waiter.__class__ is _AsyncWaiter and waiter.loop is loop:
-                    if waiter.deadline <= now:
-                        due.append(waiter)
-                    elif waiter.deadline < later:
-                        later = waiter.deadline
-        for waiter in due:
-            _resolve(waiter.fut)
-        if later < _INF:
-            self.arm(later)
-
-
-def _watch(
-    pool: ConnectionPool, waiter: _AsyncWaiter, deadline: float
-) -> asyncio.TimerHandle | None:
-    """See that the wait ends by ``deadline``: through the pool's watch for this loop, or (the
-    pool is in use from another live loop) through a timer of its own, returned to cancel."""
-    waiter.deadline = deadline
-    loop = waiter.loop
-    watch: _Watch | None = pool.__dict__.get("_mp_aio_watch")
-    if watch is None or watch.loop is not loop:
-        if watch is not None and not watch.loop.is_closed():
-            return loop.call_later(max(0.0, deadline - _monotonic()), _resolve, waiter.fut)
-        watch = pool.__dict__["_mp_aio_watch"] = _Watch(pool, loop)
-    if deadline < watch.when:
-        watch.arm(deadline)
-    return None
-
-
-async def _wait(pool: ConnectionPool, waiter: _AsyncWaiter, start: float, deadline: float) -> Any:
-    timer = _watch(pool, waiter, deadline)
-    try:
-        await waiter.fut
-    except BaseException:
-        # Cancelled: leave the line, or pass on what a giver handed us at this very moment.
-        if timer is not None:
-            timer.cancel()
-        pool._unclaimed(pool._end_wait(waiter, start))
-        raise
-    if timer is not None:
-        timer.cancel()
-    return pool._end_wait(waiter, start)
-
-
-async def _acquire(pool: ConnectionPool, start: float, deadline: float, timeout: float) -> _Slot:
-    """The async twin of ``ConnectionPool._acquire``, on the same policy steps."""
-    make_waiter = _AsyncWaiter if timeout > 0 else None
-    while True:
-        got = pool._try_acquire(make_waiter)
-        if got.__class__ is _Slot:
-            return got
-        if got is None:
-            raise pool._timeout_error(start, timeout)
-        if got is not _PERMIT:
-            result = await _wait(pool, got, start, deadline)
-            got = pool._wait_outcome(result, start, timeout)
-            if got is not _PERMIT:
-                return got
-        slot = await _open_with_permit(pool)
-        if slot is not None:
-            return slot
-        # The server is unreachable: wait in line for the maintenance thread.
-
-
-def _adopt(pool: ConnectionPool, fut: asyncio.Future[_Slot | None]) -> None:
-    """A connection opened for a borrower who was cancelled meanwhile: the pool keeps it."""
-    if fut.cancelled() or fut.exception() is not None:
-        return
-    slot = fut.result()
-    if slot is not None:
-        pool._put_idle(slot)
-
-
-async def _open_with_permit(pool: ConnectionPool) -> _Slot | None:
-    loop = asyncio.get_running_loop()
-    fut = loop.run_in_executor(None, pool._open_with_permit)
-    try:
-        return await asyncio.shield(fut)
-    except asyncio.CancelledError:
-        fut.add_done_callback(functools.partial(_adopt, pool))
-        raise
-
-
-async def agetconn(pool: ConnectionPool, timeout: float | None) -> Connection:
-    """Borrow without blocking the loop: the async twin of ``ConnectionPool._getconn``."""
-    if timeout is None:
-        timeout = pool._timeout
-    if pool._leaked:
-        pool._process_leaked()
-    start = _monotonic()
-    deadline = start + timeout
-    while True:
-        slot = await _acquire(pool, start, deadline, timeout)
-        now = _monotonic()
-        verdict = pool._vet(slot, now)
-        if verdict:
-            if verdict == _RETIRED:
-                continue
-            try:
-                await _run_check(pool, slot.raw)
-            except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
-                pool._check_failed(slot, exc)
-                continue
-            except BaseException:
-                pool._discard(slot, "cancelled during its liveness check")
-                raise
-        return pool._lend(slot, now)
-
-
-async def _run_check(pool: ConnectionPool, raw: Connection) -> None:
-    check = pool._check
-    if check == "ping":
-        await _command(raw, COMMAND.COM_PING, b"")
-    elif callable(check):
-        await _in_thread(raw, check, raw)
-
-
-# -- giving back -----------------------------------------------------------------------------
-
-
-async def _afinish(pool: ConnectionPool, conn: Connection, exc: BaseException | None) -> None:
-    """End of an ``async with`` block (async twin of ``_finish_block``): commit or roll back
-    what is open, then give back."""
-    if conn.__class__ is ReturnedConnection:
-        return
-    try:
-        if conn._sock is not None and not conn._mp_broken and conn.server_status & _IN_TRANS:
-            if exc is None:
-                await aio_command(conn, "COMMIT")
-            else:
-                try:
-                    await aio_command(conn, "ROLLBACK")
-                except Exception:  # noqa: BLE001 - the original error matters more
-                    conn.__dict__["_mp_broken"] = True
-    finally:
-        await _aputconn(pool, conn)
-
-
-async def _aputconn(pool: ConnectionPool, lease: Connection) -> None:
-    slot = pool._detach(lease)
-    plan = pool._release_begin(slot)
-    if plan is None:
-        return
-    if plan:
-        try:
-            await _apply_reset(pool, slot.raw, plan)
-        except BaseException as exc:
-            pool._discard(slot, f"reset failed ({exc!r})", lost=True)
-            if not isinstance(exc, Exception):
-                raise
-            return
-    pool._release_end(slot)
-
-
-async def _apply_reset(pool: ConnectionPool, raw: Any, plan: tuple[str, ...]) -> None:
-    """Run the pool's reset plan (decided by ``_release_begin``) with async I/O."""
-    if "session" in plan or isinstance(raw._sock, ssl.SSLSocket):
-        # COM_RESET_CONNECTION re-applies several settings: rare, and run as the sync face does.
-        await _in_thread(raw, pool._apply_reset, raw, plan)
-        return
-    for step in plan:
-        if step == "rollback":
-            await aio_command(raw, "ROLLBACK")
-            pool._counters["returns_rolled_back"] += 1
-        elif step == "autocommit":
-            raw.autocommit_mode = bool(pool._autocommit)
-            await aio_command(raw, f"SET AUTOCOMMIT = {raw.escape(raw.autocommit_mode)}")
-        elif step == "select_db":
-            db = pool._database
-            if db:
-                await _command(raw, COMMAND.COM_INIT_DB, db.encode(raw.encoding))
-                raw.db = db
-            raw.__dict__["_mp_db_changed"] = False
-
-
-class AsyncBorrow:
-    """``async with pool.aconnection()`` / ``pool.atransaction()``: borrow for a block.
-
-    With ``begin=True`` the block runs in a transaction (BEGIN first). Either way, on success an
-    open transaction is committed, on error rolled back; then the connection goes back (or is
-    discarded if it broke, e.g. because the task was cancelled in the middle of a query).
-    """
-
-    __slots__ = ("begin", "conn", "pool", "timeout")
-
-    def __init__(self, pool: ConnectionPool, timeout: float | None, begin: bool = False) -> None:
-        self.pool = pool
-        self.timeout = timeout
-        self.begin = begin
-        self.conn: Connection | None = None
-
-    async def __aenter__(self) -> Connection:
-        conn = await agetconn(self.pool, self.timeout)
-        if self.begin:
-            try:
-                await aio_command(conn, "BEGIN")
-            except BaseException as exc:
-                await _afinish(self.pool, conn, exc)
-                raise
-        self.conn = conn
-        return conn
-
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        conn = self.conn
-        if conn is not None:
-            self.conn = None
-            await _afinish(self.pool, conn, exc)
-
-
-async def aexecute_query(
-    pool: ConnectionPool,
-    query: str,
-    args: Any,
-    dictcursor: bool,
-    return_one: bool,
-    exec_many: bool,
-    timeout: float | None,
-) -> Any:
-    """Borrow, run one statement, commit what is open, give back (``pool.aexecute_query``)."""
-    conn = await agetconn(pool, timeout)
-    try:
-        result = await aio_run_query(conn, query, args, dictcursor, return_one, exec_many)
-    except BaseException as exc:
-        await _afinish(pool, conn, exc)
-        raise
-    await _afinish(pool, conn, None)
-    return result
-
 
 # -- running statements ----------------------------------------------------------------------
 
@@ -415,7 +107,7 @@ async def aio_run_query(
 ) -> Any:
     """``conn.aexecute_query``: what ``run_query`` does, over async I/O (same results)."""
     if isinstance(conn._sock, ssl.SSLSocket):
-        return await _in_thread(
+        return await in_thread(
             conn, run_query, conn, query, args, dictcursor, return_one, exec_many
         )
     if not exec_many and (dictcursor or conn.cursorclass is _PlainCursor):
@@ -454,7 +146,6 @@ def _cursor_result(cur: Any, return_one: bool) -> Any:
 
 _PlainCursor = pymysql.cursors.Cursor
 _MySQLResult = pymysql.connections.MySQLResult
-_SLOW: Any = object()
 _COLUMNS_CACHE_MAX = 128
 
 
@@ -611,12 +302,14 @@ def _fast_result(conn: Connection, data: bytes, cache: dict[bytes, Any], dicts: 
     warning_count, status = _EOF_TAIL.unpack_from(data, pos - length + 1)
     if status & _MORE_RESULTS:
         return b""
+    note_status(conn, status)  # the EOF's flags: "in transaction", "session changed"
     result = _MySQLResult(None)
     result.field_count = cols
     result.fields = list(fields)
     result.converters = list(converters)
     result.description = description
     result.warning_count = warning_count
+    result.server_status = status
     result.has_next = 0
     result.affected_rows = len(found)
     result.rows = rows = tuple(found)
@@ -657,7 +350,7 @@ async def aio_command(conn: Connection, sql: str) -> None:
 
 async def _command(conn: Connection, command: int, payload: bytes) -> None:
     if isinstance(conn._sock, ssl.SSLSocket):
-        await _in_thread(conn, _sync_command, conn, command, payload)
+        await in_thread(conn, _sync_command, conn, command, payload)
         return
     data = await _roundtrip(conn, command, payload)
     _parse(conn, data, conn._read_ok_packet)
@@ -720,25 +413,42 @@ def _packets(conn: Connection, command: int, payload: bytes) -> bytes:
     return b"".join(parts)
 
 
+def _closed(conn: Connection) -> BaseException:
+    if conn._mp_closed_by is not None:
+        return PoolClosedError(
+            f"pool {conn._mp_closed_by!r} was closed while this connection was lent; the "
+            "connection is gone and an open transaction was rolled back by the server"
+        )
+    return InterfaceError(0, "the connection is closed")  # what PyMySQL raises
+
+
 async def _roundtrip(conn: Connection, command: int, payload: bytes) -> bytes:
     """Write one command, return its whole response (every result set), unparsed."""
+    if conn._sock is None:
+        raise _closed(conn)
+    note_command(conn, command, payload)
+    return await _exchange(conn, lambda: _packets(conn, command, payload), 1)
+
+
+async def _exchange(conn: Connection, build: Callable[[], bytes], responses: int) -> bytes:
+    """Write what ``build`` makes; return the bytes of the next ``responses`` responses."""
     sock = conn._sock
     if sock is None:
-        raise pymysql.err.InterfaceError(0, "")  # what PyMySQL raises on a closed connection
+        raise _closed(conn)
     result = conn._result
     if result is not None:
         if result.unbuffered_active or result.has_next:
             if result.unbuffered_active:
                 warnings.warn("Previous unbuffered result was left incomplete", stacklevel=3)
-            await _in_thread(conn, _finish_pending, conn)
+            await in_thread(conn, _finish_pending, conn)
             sock = conn._sock
             if sock is None:
-                raise pymysql.err.InterfaceError(0, "")
+                raise _closed(conn)
         conn._result = None
     if conn._current_timeout is not _ASYNC:
         sock.setblocking(False)
         conn._current_timeout = _ASYNC
-    data = _packets(conn, command, payload)
+    data = build()
     reading = False
     # From the first byte written to the last byte read the connection is mid-protocol: an
     # interruption of any kind (cancellation, timeout, error) leaves it unusable.
@@ -750,25 +460,56 @@ async def _roundtrip(conn: Connection, command: int, payload: bytes) -> bytes:
         if sent < len(data):
             await asyncio.get_running_loop().sock_sendall(sock, memoryview(data)[sent:])
         reading = True
-        return await _read_response(conn, sock)
+        return await _read_response(conn, sock, responses)
     except BaseException as exc:
         conn.__dict__["_mp_broken"] = True
         conn._force_close()
         if isinstance(exc, _LocalInfile):
-            raise pymysql.err.NotSupportedError(
+            raise NotSupportedError(
                 "LOAD DATA LOCAL INFILE is not supported by the async face; "
                 "run it with the sync face (pool.connection() / execute_query)"
             ) from None
         if isinstance(exc, OSError):
+            if conn._mp_closed_by is not None:
+                raise _closed(conn) from exc
             if not reading:
-                raise pymysql.err.OperationalError(
+                raise OperationalError(
                     CR.CR_SERVER_GONE_ERROR, f"MySQL server has gone away ({exc!r})"
                 ) from exc
             detail = "" if isinstance(exc, _ServerClosed) else f" ({exc})"
-            raise pymysql.err.OperationalError(
+            raise OperationalError(
                 CR.CR_SERVER_LOST, f"Lost connection to MySQL server during query{detail}"
             ) from exc
         raise
+
+
+async def aio_reset_session(conn: Connection) -> None:
+    """The session reset of :func:`~mysqlpool_ext.connection.reset_session`, pipelined in one
+    round trip without blocking the loop."""
+    state = conn._mp_state
+    if state is None:
+        raise InterfaceError(0, "reset needs a connection opened by a pool")
+    if isinstance(conn._sock, ssl.SSLSocket):
+        from .connection import reset_session
+
+        await in_thread(conn, reset_session, conn)
+        return
+    cmds = state.reset_commands(conn)
+    if conn._sock is None:
+        raise _closed(conn)
+    data = await _exchange(conn, lambda: pipeline(cmds), len(cmds))
+    _parse(conn, data, read_responses, conn, len(cmds))
+    after_reset(conn, state)
+
+
+async def aio_ping(conn: Connection) -> None:
+    """COM_PING without blocking the loop (the pool's liveness check)."""
+    await _command(conn, COMMAND.COM_PING, b"")
+
+
+async def aio_init_db(conn: Connection, db: str) -> None:
+    await _command(conn, COMMAND.COM_INIT_DB, db.encode(conn.encoding))
+    conn.db = db.encode(conn.encoding)
 
 
 class _LocalInfile(Exception):
@@ -801,10 +542,12 @@ class _Reader:
         "sock",
         "state",
         "timer",
+        "todo",
     )
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, responses: int = 1) -> None:
         self.sock = sock
+        self.todo = responses
         self.buf = bytearray()
         self.pos = 0
         self.state = _FIRST
@@ -888,6 +631,10 @@ class _Reader:
             elif state == _COLUMNS_EOF:
                 state = _ROWS
             pos = end
+            if state == _DONE and self.todo > 1:
+                self.todo -= 1  # pipelined commands: the next response follows
+                state = _FIRST
+                continue
             if state == _DONE:
                 if pos != n:
                     raise pymysql.err.InternalError(
@@ -926,8 +673,8 @@ def _ok_status(buf: bytearray, p: int) -> int:
     return buf[p] | buf[p + 1] << 8
 
 
-async def _read_response(conn: Connection, sock: socket.socket) -> bytes:
-    reader = _Reader(sock)
+async def _read_response(conn: Connection, sock: socket.socket, responses: int = 1) -> bytes:
+    reader = _Reader(sock, responses)
     # Let the other tasks run once first: under load the answer is usually there when we come
     # back, and then no reader needs registering (two epoll_ctl calls fewer per query).
     await asyncio.sleep(0)
@@ -955,7 +702,7 @@ async def _read_response(conn: Connection, sock: socket.socket) -> bytes:
     return reader.result()
 
 
-async def _in_thread(conn: Connection, fn: Callable[..., T], *args: Any) -> T:
+async def in_thread(conn: Connection, fn: Callable[..., T], *args: Any) -> T:
     """Run blocking PyMySQL code on ``conn`` in a worker thread (TLS, session reset, ...).
 
     If the task is cancelled meanwhile, the thread cannot be: the socket is shut down so that it

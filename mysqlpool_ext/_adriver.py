@@ -1,0 +1,294 @@
+"""The asyncio face: the core's procedures run with ``await``.
+
+:mod:`mysqlpool_ext._core` decides everything (who gets which connection, who waits, what to
+check and reset); this module only performs the effects a procedure asks for without blocking the
+event loop — the same procedures the blocking face runs, so the two faces cannot drift:
+
+- waiting is a future queued in the pool's one FIFO line, shared with threads; one timer per pool
+  and loop watches the deadlines of all the loop's waiters (a timer per wait cost ~3 us each);
+- opening a connection (DNS, TCP, TLS, authentication) is blocking PyMySQL code and rare thanks
+  to pooling: it runs in the loop's default executor, bounded by the borrower's deadline;
+- liveness checks, COMMIT/ROLLBACK and session resets go over :mod:`mysqlpool_ext._wire_async`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+from typing import Any
+
+from ._core import (
+    Check,
+    Open,
+    PoolCore,
+    Procedure,
+    Reset,
+    ResetPlan,
+    Send,
+    Slot,
+    Verdict,
+    Wait,
+)
+from ._wire_async import (
+    aio_command,
+    aio_init_db,
+    aio_ping,
+    aio_reset_session,
+    aio_run_query,
+    in_thread,
+)
+from .connection import Connection
+
+__all__ = ["AsyncBorrow", "aexecute_query", "agetconn", "agive_back"]
+
+_monotonic = time.monotonic
+_INF = float("inf")
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class _TaskWaiter:
+    """A task waiting in the pool's line (the core's ``Waiter``)."""
+
+    __slots__ = ("deadline", "fut", "loop", "result", "thread")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.fut: asyncio.Future[None] = self.loop.create_future()
+        self.result: Any = None
+        self.thread = threading.get_ident()
+        self.deadline = _INF
+
+    def wake(self) -> bool:
+        """False when the loop is closed: the task can never take what it was handed."""
+        if self.loop.is_closed():
+            return False
+        if threading.get_ident() == self.thread:
+            _resolve(self.fut)
+            return True
+        try:
+            self.loop.call_soon_threadsafe(_resolve, self.fut)
+        except RuntimeError:  # closed meanwhile
+            return False
+        return True
+
+
+class _Watch:
+    """One timer per pool and event loop for the deadlines of that loop's waiters.
+
+    Armed for the earliest deadline it knows of; when it fires it ends the waits that are due and
+    re-arms for the earliest of the rest. Only the loop's thread touches it. It holds the core
+    weakly, like the maintenance thread holds the pool.
+    """
+
+    __slots__ = ("core", "handle", "loop", "when")
+
+    def __init__(self, core: PoolCore, loop: asyncio.AbstractEventLoop) -> None:
+        self.core = weakref.ref(core)
+        self.loop = loop
+        self.handle: asyncio.TimerHandle | None = None
+        self.when = _INF
+
+    def arm(self, deadline: float) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.when = deadline
+        self.handle = self.loop.call_later(max(0.0, deadline - _monotonic()), self.fire)
+
+    def fire(self) -> None:
+        self.handle = None
+        self.when = _INF
+        core = self.core()
+        if core is None:
+            return
+        now = _monotonic()
+        due = []
+        later = _INF
+        loop = self.loop
+        with core.lock:
+            for waiter in core.waiters:
+                if waiter.__class__ is _TaskWaiter and waiter.loop is loop:
+                    if waiter.deadline <= now:
+                        due.append(waiter)
+                    elif waiter.deadline < later:
+                        later = waiter.deadline
+        for waiter in due:
+            _resolve(waiter.fut)
+        if later < _INF:
+            self.arm(later)
+
+
+_watches: weakref.WeakKeyDictionary[PoolCore, _Watch] = weakref.WeakKeyDictionary()
+
+
+def _watch(core: PoolCore, waiter: _TaskWaiter, deadline: float) -> asyncio.TimerHandle | None:
+    """See that the wait ends by ``deadline``: through the pool's watch for this loop, or (the
+    pool is in use from another live loop too) through a timer of its own, returned to cancel."""
+    waiter.deadline = deadline
+    loop = waiter.loop
+    watch = _watches.get(core)
+    if watch is None or watch.loop is not loop:
+        if watch is not None and not watch.loop.is_closed():
+            return loop.call_later(max(0.0, deadline - _monotonic()), _resolve, waiter.fut)
+        watch = _watches[core] = _Watch(core, loop)
+    if deadline < watch.when:
+        watch.arm(deadline)
+    return None
+
+
+async def arun(core: PoolCore, proc: Procedure) -> Any:
+    """Run a core procedure, performing its effects without blocking the loop."""
+    try:
+        effect = next(proc)
+        while True:
+            try:
+                outcome = await _perform(core, effect)
+            except BaseException as exc:  # noqa: BLE001 - the procedure cleans up, re-raises
+                effect = proc.throw(exc)
+            else:
+                effect = proc.send(outcome)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def _perform(core: PoolCore, effect: Any) -> Any:
+    cls = effect.__class__
+    if cls is Wait:
+        waiter: _TaskWaiter = effect.waiter
+        timer = _watch(core, waiter, effect.deadline)
+        try:
+            await waiter.fut
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return None
+    if cls is Open:
+        return await _open(core, effect.timeout)
+    if cls is Check:
+        check = core.check
+        if check == "ping":
+            await aio_ping(effect.raw)
+        elif callable(check):
+            await in_thread(effect.raw, check, effect.raw)
+        return None
+    if cls is Reset:
+        await _reset(core, effect.raw, effect.plan)
+        return None
+    if cls is Send:
+        await aio_command(effect.conn, effect.sql.decode())
+        return None
+    raise TypeError(f"unknown effect {effect!r}")
+
+
+async def _open(core: PoolCore, timeout: float) -> Slot:
+    loop = asyncio.get_running_loop()
+    fut = loop.run_in_executor(None, core.connector.open, timeout)
+    try:
+        raw = await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        # The procedure gives the permit back; a connection that still opens is closed.
+        fut.add_done_callback(_close_opened(core))
+        raise
+    return core.adopt(raw)
+
+
+def _close_opened(core: PoolCore) -> Any:
+    def done(fut: asyncio.Future[Connection]) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            core.connector.close(fut.result())
+
+    return done
+
+
+async def _reset(core: PoolCore, raw: Connection, plan: ResetPlan) -> None:
+    if plan & ResetPlan.SESSION:
+        await aio_reset_session(raw)
+        return
+    if plan & ResetPlan.ROLLBACK:
+        await aio_command(raw, "ROLLBACK")
+    if plan & ResetPlan.AUTOCOMMIT:
+        raw.autocommit_mode = bool(core.autocommit)
+        await aio_command(raw, f"SET AUTOCOMMIT = {int(bool(core.autocommit))}")
+    if plan & ResetPlan.SELECT_DB:
+        if core.database:
+            await aio_init_db(raw, core.database)
+        raw.__dict__["_mp_db_changed"] = False
+
+
+async def agetconn(core: PoolCore, timeout: float) -> Connection:
+    """Borrow without blocking the loop: the blocking face's ``_getconn``, awaited."""
+    if core.leaked:
+        core.wake_maintenance()  # the blocking face gives leaked connections back
+    got = core.try_acquire(None)
+    if got.__class__ is Slot and core.vet(got, _monotonic()) is Verdict.LEND:
+        return core.lend(got, 1)
+    slot = await arun(core, core.borrow(timeout, _TaskWaiter, got))  # type: ignore[arg-type]
+    return core.lend(slot, 1)
+
+
+async def agive_back(
+    core: PoolCore, lease: Connection, exc: BaseException | None, block: bool
+) -> None:
+    proc = core.start_give_back(lease, exc, block)
+    if proc is not None:
+        await arun(core, proc)
+
+
+class AsyncBorrow:
+    """``async with pool.aconnection()`` / ``pool.atransaction()``: borrow for a block.
+
+    With ``begin=True`` the block runs in a transaction (BEGIN first). Either way, on success an
+    open transaction is committed, on error rolled back; then the connection goes back (or is
+    discarded if it broke, e.g. because the task was cancelled in the middle of a query). A
+    block that ends normally but could not commit raises.
+    """
+
+    __slots__ = ("begin", "conn", "core", "timeout")
+
+    def __init__(self, core: PoolCore, timeout: float, begin: bool) -> None:
+        self.core = core
+        self.timeout = timeout
+        self.begin = begin
+        self.conn: Connection | None = None
+
+    async def __aenter__(self) -> Connection:
+        conn = await agetconn(self.core, self.timeout)
+        if self.begin:
+            try:
+                await aio_command(conn, "BEGIN")
+            except BaseException as exc:
+                await agive_back(self.core, conn, exc, True)
+                raise
+        self.conn = conn
+        return conn
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        conn = self.conn
+        if conn is not None:
+            self.conn = None
+            await agive_back(self.core, conn, exc, True)
+
+
+async def aexecute_query(
+    core: PoolCore,
+    timeout: float,
+    query: str,
+    args: Any,
+    dictcursor: bool,
+    return_one: bool,
+    exec_many: bool,
+) -> Any:
+    """Borrow, run one statement, commit what is open, give back (``pool.aexecute_query``)."""
+    conn = await agetconn(core, timeout)
+    try:
+        result = await aio_run_query(conn, query, args, dictcursor, return_one, exec_many)
+    except BaseException as exc:
+        await agive_back(core, conn, exc, True)
+        raise
+    await agive_back(core, conn, None, True)
+    return result
