@@ -32,13 +32,8 @@ from typing import Any, Protocol, Union
 
 from pymysql.err import MySQLError
 
-from .connection import (
-    AUTOCOMMIT,
-    IN_TRANS,
-    Connection,
-    ReturnedConnection,
-    block_end_action,
-)
+from ._protocol import AUTOCOMMIT, IN_TRANS, block_end_action
+from .connection import Connection, ReturnedConnection
 from .errors import GetConnectionFromPoolError, PoolClosedError
 
 logger = logging.getLogger("mysqlpool_ext")

@@ -36,24 +36,27 @@ import struct
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pymysql
 import pymysql.cursors
 from pymysql.constants import COMMAND, CR, SERVER_STATUS
 from pymysql.err import InterfaceError, NotSupportedError, OperationalError
 
-from .connection import (
-    Connection,
+from ._protocol import (
     RowCount,
     after_reset,
+    closed_error,
     note_command,
     note_status,
     pipeline,
     read_responses,
+    reset_session,
     run_query,
 )
-from .errors import PoolClosedError
+
+if TYPE_CHECKING:
+    from .connection import Connection
 
 __all__ = ["aio_command", "aio_ping", "aio_reset_session", "aio_run_query", "in_thread"]
 
@@ -415,10 +418,7 @@ def _packets(conn: Connection, command: int, payload: bytes) -> bytes:
 
 def _closed(conn: Connection) -> BaseException:
     if conn._mp_closed_by is not None:
-        return PoolClosedError(
-            f"pool {conn._mp_closed_by!r} was closed while this connection was lent; the "
-            "connection is gone and an open transaction was rolled back by the server"
-        )
+        return closed_error(conn, None)
     return InterfaceError(0, "the connection is closed")  # what PyMySQL raises
 
 
@@ -490,8 +490,6 @@ async def aio_reset_session(conn: Connection) -> None:
     if state is None:
         raise InterfaceError(0, "reset needs a connection opened by a pool")
     if isinstance(conn._sock, ssl.SSLSocket):
-        from .connection import reset_session
-
         await in_thread(conn, reset_session, conn)
         return
     cmds = state.reset_commands(conn)

@@ -41,7 +41,11 @@ CONNECT_PARAMS: frozenset[str] = frozenset(
     if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
 )
 
-RESET_POLICIES = ("rollback", "session", None)
+#: "auto" (the default): a session the borrower changed is reset to its connect-time state
+#: (one round trip), an untouched one goes back with none; "session": reset after every borrow;
+#: "rollback": only roll back an open transaction (session state leaks to the next borrower);
+#: None: nothing at all.
+RESET_POLICIES = ("auto", "session", "rollback", None)
 CHECK_POLICIES = ("ping", None)
 
 #: Default lifetime: well below MySQL's default ``wait_timeout`` (8 h) and below the
@@ -60,7 +64,7 @@ class PoolOptions:
     max_idle: float | None = 600.0
     check: Callable[[Any], None] | str | None = "ping"
     check_window: float = 0.5
-    reset: str | None = "rollback"
+    reset: str | None = "auto"
     name: str | None = None
     lazy: bool = False
     leak_timeout: float | None = None
@@ -241,10 +245,11 @@ def build_options(kwargs: Mapping[str, Any]) -> PoolOptions:
         raise ConfigError(
             f"option 'check' must be 'ping', None or a callable, got {check!r}", option="check"
         )
-    reset = pool.get("reset", "rollback")
+    reset = pool.get("reset", "auto")
     if reset not in RESET_POLICIES:
         raise ConfigError(
-            f"option 'reset' must be 'rollback', 'session' or None, got {reset!r}", option="reset"
+            f"option 'reset' must be 'auto', 'session', 'rollback' or None, got {reset!r}",
+            option="reset",
         )
     name = pool.get("name")
     if name is not None and (not isinstance(name, str) or not name):

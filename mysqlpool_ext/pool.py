@@ -42,16 +42,9 @@ from ._core import (
     is_transient,
     thread_id,
 )
+from ._protocol import COM_INIT_DB, COM_QUERY, reset_session, run_query
 from .config import PoolOptions, build_options, parse_url, redact_url, url_from_env
-from .connection import (
-    COM_INIT_DB,
-    COM_QUERY,
-    Connection,
-    ReturnedConnection,
-    _RawConnection,
-    reset_session,
-    run_query,
-)
+from .connection import Connection, ReturnedConnection, _RawConnection
 from .errors import ConfigError, GetConnectionFromPoolError
 
 if TYPE_CHECKING:

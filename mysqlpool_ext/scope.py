@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .connection import COM_QUERY, Connection, ReturnedConnection, block_end_action, run_query
+from ._protocol import COM_QUERY, block_end_action, run_query
+from .connection import Connection, ReturnedConnection
 from .errors import PoolError
 from .registry import get_default_pool, get_pool
 

@@ -1,0 +1,264 @@
+"""The pool's policy without a server: ``mysqlpool_ext._core`` driven with a fake connector.
+
+These run in milliseconds and pin the rules both faces share (docs/architecture.md lists them);
+the behaviour a user sees is tested against a real server in tests/core, tests/async and the
+both-faces suite in tests/reliability.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mysqlpool_ext._core import (
+    CLOSED,
+    PERMIT,
+    Check,
+    Open,
+    PoolCore,
+    ResetPlan,
+    Send,
+    Slot,
+    Verdict,
+    Wait,
+    is_transient,
+)
+from mysqlpool_ext._protocol import IN_TRANS, SessionState
+from mysqlpool_ext.connection import Connection
+from mysqlpool_ext.errors import GetConnectionFromPoolError, PoolClosedError
+
+
+class FakeRaw(Connection):
+    """Just the attributes the core reads; no socket behind it."""
+
+    def __init__(self, n: int) -> None:
+        d = self.__dict__
+        d["_sock"] = object()
+        d["_result"] = None
+        d["server_status"] = 2
+        d["server_thread_id"] = (n,)
+        d["_mp_state"] = SessionState(None, "utf8mb4", None, "utf8", None, None, True, True)
+        d["closed_by_core"] = False
+
+    def has_pending_input(self) -> bool:
+        return False
+
+    def __del__(self) -> None:
+        pass
+
+
+class FakeConnector:
+    def __init__(self) -> None:
+        self.opened = 0
+        self.closed: list[FakeRaw] = []
+
+    def open(self, timeout: float | None) -> Connection:
+        self.opened += 1
+        return FakeRaw(self.opened)
+
+    def close(self, raw: Connection) -> None:
+        self.closed.append(raw)  # type: ignore[arg-type]
+
+    def drop(self, raw: Connection) -> None:
+        self.closed.append(raw)  # type: ignore[arg-type]
+
+
+class FakeWaiter:
+    def __init__(self, alive: bool = True) -> None:
+        self.result: Any = None
+        self.alive = alive
+        self.woken = 0
+
+    def wake(self) -> bool:
+        self.woken += 1
+        return self.alive
+
+
+def make_core(**kw: Any) -> tuple[PoolCore, FakeConnector]:
+    connector = FakeConnector()
+    options: dict[str, Any] = dict(
+        size=1,
+        max_size=2,
+        max_lifetime=None,
+        max_idle=None,
+        check="ping",
+        check_window=0.5,
+        reset="auto",
+        autocommit=True,
+        database=None,
+        leak_timeout=None,
+        backoff_max=1.0,
+        connector=connector,
+    )
+    options.update(kw)
+    core = PoolCore("unit", **options)
+    core.sync_give_back = lambda lease, exc, block: None
+    return core, connector
+
+
+def drive(proc: Any, outcomes: dict[type, Any]) -> Any:
+    """Run a procedure, answering each effect from ``outcomes`` (an exception is thrown in)."""
+    try:
+        effect = next(proc)
+        while True:
+            answer = outcomes[type(effect)]
+            if callable(answer) and not isinstance(answer, type):
+                answer = answer(effect)
+            if isinstance(answer, BaseException):
+                effect = proc.throw(answer)
+            else:
+                effect = proc.send(answer)
+    except StopIteration as stop:
+        return stop.value
+
+
+def opened_slot(core: PoolCore, connector: FakeConnector) -> Slot:
+    return core.adopt(connector.open(None))
+
+
+def test_borrow_opens_with_a_permit_and_never_exceeds_max_size() -> None:
+    core, connector = make_core(max_size=2)
+    slots = [
+        drive(core.borrow(1.0, FakeWaiter), {Open: lambda e: opened_slot(core, connector)})
+        for _ in range(2)
+    ]
+    assert core.nconns == 2 and all(isinstance(s, Slot) for s in slots)
+    assert core.try_acquire(None) is None  # full: no permit beyond max_size
+    with pytest.raises(GetConnectionFromPoolError, match=r"of max_size=2"):
+        drive(core.borrow(0, FakeWaiter), {})
+
+
+def test_waiters_are_served_fifo_and_a_dead_waiter_is_skipped() -> None:
+    core, connector = make_core(max_size=1)
+    slot = opened_slot(core, connector)
+    core.nconns = 1
+    first, dead, last = FakeWaiter(), FakeWaiter(alive=False), FakeWaiter()
+    core.waiters.extend([dead, first, last])
+    core.put_idle(slot)
+    assert dead.result is None and first.result is slot and last.result is None
+    assert list(core.waiters) == [last]
+
+
+def test_interrupted_waiter_passes_on_what_it_was_handed() -> None:
+    core, connector = make_core(max_size=1)
+    slot = opened_slot(core, connector)
+    core.nconns = 1
+    core.lent.add(slot)
+    proc = core.borrow(5.0, FakeWaiter)
+    effect = next(proc)
+    assert isinstance(effect, Wait)
+    nxt = FakeWaiter()
+    core.waiters.append(nxt)
+    core.lent.discard(slot)
+    core.put_idle(slot)  # handed to the waiter at the very moment it is interrupted
+    assert effect.waiter.result is slot
+    with pytest.raises(KeyboardInterrupt):
+        proc.throw(KeyboardInterrupt())
+    assert nxt.result is slot  # passed on, not lost
+    assert core.nconns == 1 and effect.waiter not in core.waiters
+
+
+def test_interrupted_permit_holder_gives_capacity_back() -> None:
+    core, _ = make_core(max_size=1)
+    proc = core.borrow(5.0, FakeWaiter)
+    assert isinstance(next(proc), Open) and core.nconns == 1
+    with pytest.raises(KeyboardInterrupt):
+        proc.throw(KeyboardInterrupt())
+    assert core.nconns == 0
+
+
+def test_permanent_connect_error_reaches_the_borrower_transient_waits() -> None:
+    import pymysql
+
+    core, _ = make_core(max_size=1)
+    with pytest.raises(pymysql.err.ProgrammingError):
+        drive(core.borrow(1.0, FakeWaiter), {Open: pymysql.err.ProgrammingError(1064, "syntax")})
+    assert core.nconns == 0 and core.outage is None
+    proc = core.borrow(1.0, FakeWaiter)
+    next(proc)
+    effect = proc.throw(pymysql.err.OperationalError(2003, "refused"))
+    assert isinstance(effect, Wait) and core.outage is not None  # in line for the reconnects
+    assert is_transient(pymysql.err.OperationalError(1040, "too many")) and not is_transient(
+        FileNotFoundError("ca.pem")
+    )
+
+
+def test_fresh_connection_is_not_checked_idle_one_is() -> None:
+    core, connector = make_core(check_window=0.0)
+    checks: list[Any] = []
+    slot = drive(
+        core.borrow(1.0, FakeWaiter),
+        {Open: lambda e: opened_slot(core, connector), Check: checks.append},
+    )
+    assert checks == []  # just opened: the handshake proved it alive
+    core.lend(slot, 1)
+    core.lent.discard(slot)
+    core.idle.append(slot)
+    assert core.vet(slot, slot.last_used + 1.0) is Verdict.CHECK
+
+
+def test_failed_check_discards_and_the_borrow_goes_on() -> None:
+    core, connector = make_core(check_window=0.0)
+    stale = opened_slot(core, connector)
+    core.nconns = 1
+    core.idle.append(stale)
+    got = drive(
+        core.borrow(1.0, FakeWaiter),
+        {Check: OSError("gone"), Open: lambda e: opened_slot(core, connector)},
+    )
+    assert got is not stale and stale.raw in connector.closed
+    assert core.counters["checks_failed"] == 1 and core.nconns == 1
+
+
+def test_reset_plans() -> None:
+    core, connector = make_core()
+    slot = opened_slot(core, connector)
+    raw = slot.raw
+    assert core.release_plan(slot) is ResetPlan.NONE  # clean: no round trip
+    raw.__dict__["server_status"] = 2 | IN_TRANS
+    assert core.release_plan(slot) is ResetPlan.ROLLBACK
+    raw.__dict__["_mp_dirty"] = True
+    assert core.release_plan(slot) == ResetPlan.SESSION | ResetPlan.ROLLBACK
+    core.reset_unsupported = True
+    assert core.release_plan(slot) & ResetPlan.REPLACE
+    core.reset_unsupported = False
+    raw.__dict__.update(_mp_dirty=False, _mp_used=True, server_status=2)
+    assert core.release_plan(slot) is ResetPlan.NONE  # tracked: a used but unchanged session
+    raw.__dict__["_mp_state"] = SessionState(None, "utf8mb4", None, "utf8", None, None, True, False)
+    assert core.release_plan(slot) is ResetPlan.SESSION  # untracked server: reset if used
+
+
+def test_block_end_commits_and_lost_transaction_raises() -> None:
+    from mysqlpool_ext.errors import TransactionLostError
+
+    core, connector = make_core()
+    slot = opened_slot(core, connector)
+    core.nconns = 1
+    lease = core.lend(slot, 1)
+    slot.raw.__dict__["server_status"] = 2 | IN_TRANS
+    sent: list[bytes] = []
+    proc = core.start_give_back(lease, None, True)
+    assert proc is not None
+    drive(proc, {Send: lambda e: (sent.append(e.sql), slot.raw.__dict__.update(server_status=2))})
+    assert sent == [b"COMMIT"] and core.idle[-1] is slot
+    lease = core.lend(core.idle.pop(), 1)
+    slot.raw.__dict__.update(_mp_broken=True, server_status=2 | IN_TRANS)
+    with pytest.raises(TransactionLostError):
+        core.start_give_back(lease, None, True)
+    assert core.nconns == 0 and slot.raw in connector.closed
+
+
+def test_close_wakes_waiters_with_closed() -> None:
+    core, _ = make_core(max_size=0)
+    waiter = FakeWaiter()
+    core.waiters.append(waiter)
+    core.close_begin()
+    assert waiter.result is CLOSED
+    with pytest.raises(PoolClosedError):
+        core.try_acquire(None)
+
+
+def test_permit_is_a_singleton() -> None:
+    core, _ = make_core()
+    assert core.try_acquire(None) is PERMIT
