@@ -22,6 +22,7 @@ from .errors import (
     PoolClosedError,
     PoolError,
     PoolTimeout,
+    TransactionLostError,
 )
 from .pool import ConnectionPool, logger
 from .registry import get_default_pool, get_pool, set_default_pool
@@ -40,6 +41,7 @@ __all__ = [
     "PoolOptions",
     "PoolTimeout",
     "RowCount",
+    "TransactionLostError",
     "__version__",
     "current_pool",
     "get_default_pool",
