@@ -125,6 +125,10 @@ class ResetPlan(enum.IntFlag):
     REPLACE = 16  # the session changed and cannot be reset here: discard the connection
 
 
+_ROLLBACK = ResetPlan.ROLLBACK
+_NOTHING = ResetPlan.NONE
+
+
 # -- effects: what a procedure asks its face to do ------------------------------------------------
 
 
@@ -209,7 +213,10 @@ class Slot:
         return self.core.name
 
     def give_back(self, lease: Connection) -> None:
-        self.core.sync_give_back(lease, None, False)
+        core = self.core
+        proc = core.start_give_back(lease, None, False)
+        if proc is not None:
+            core.run_blocking(proc)
 
     def end_block(self, lease: Connection, exc: BaseException | None) -> None:
         self.core.sync_give_back(lease, exc, True)
@@ -270,8 +277,10 @@ class PoolCore:
         self.closed = False
         self.generation = 0
         self.reset_unsupported = False
-        #: Set by the blocking face: how a lease's close() / ``with`` gives back.
+        #: Set by the blocking face: how a lease's close() / ``with`` gives back, and how a
+        #: procedure runs with blocking calls.
         self.sync_give_back: Callable[[Connection, BaseException | None, bool], None]
+        self.run_blocking: Callable[[Procedure], Any]
         #: Set by the blocking face: wake the maintenance thread.
         self.wake_maintenance: Callable[[], None] = lambda: None
         self.init_state()
@@ -449,11 +458,8 @@ class PoolCore:
 
     def lend(self, slot: Slot, depth: int) -> Connection:
         """Hand ``slot`` out as a fresh lease; remember where the borrower is."""
-        raw = slot.raw
-        d = raw.__dict__
-        d["_mp_used"] = d["_mp_errored"] = False
         lease = Connection.__new__(Connection)
-        lease.__dict__ = d
+        lease.__dict__ = slot.raw.__dict__
         now = _monotonic()
         slot.borrowed_at = now
         slot.fresh = False
@@ -599,11 +605,15 @@ class PoolCore:
         status = raw.server_status
         policy = self.reset
         in_trans = status & IN_TRANS or (raw._mp_errored and not status & AUTOCOMMIT)
-        plan = ResetPlan.ROLLBACK if in_trans else ResetPlan.NONE
+        plan = _ROLLBACK if in_trans else _NOTHING
+        if raw._mp_used:
+            # Per-borrow notes start afresh for the next borrower (a reset clears them too).
+            d = raw.__dict__
+            d["_mp_used"] = d["_mp_errored"] = False
+            if policy == "auto" and not raw._mp_state.tracking:  # type: ignore[union-attr]
+                plan |= ResetPlan.REPLACE if self.reset_unsupported else ResetPlan.SESSION
         if policy == "auto":
-            state = raw._mp_state
-            dirty = raw._mp_dirty or (raw._mp_used and (state is None or not state.tracking))
-            if dirty:
+            if raw._mp_dirty:
                 # The reset rolls back too; ROLLBACK stays in the plan for the counters.
                 plan |= ResetPlan.REPLACE if self.reset_unsupported else ResetPlan.SESSION
             return plan

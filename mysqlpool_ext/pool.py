@@ -233,6 +233,7 @@ class ConnectionPool:
             connector=self._connector,
         )
         core.sync_give_back = self._give_back
+        core.run_blocking = self._run
         self._pid = os.getpid()
         self._maint_event = threading.Event()
         core.wake_maintenance = self._maint_event.set
@@ -409,12 +410,12 @@ class ConnectionPool:
             self._reclaim_leaked()
         got = core.try_acquire(None)
         if got.__class__ is Slot and core.vet(got, _monotonic()) is Verdict.LEND:
-            return core.lend(got, 1)
+            return core.lend(got, 2)
         if self._refill_paused:
             self._refill_paused = False
             self._maint_event.set()
         slot = self._run(core.borrow(timeout, _ThreadWaiter, got))  # type: ignore[arg-type]
-        return core.lend(slot, 1)
+        return core.lend(slot, 2)
 
     def _give_back(self, lease: Connection, exc: BaseException | None, block: bool) -> None:
         proc = self._core.start_give_back(lease, exc, block)

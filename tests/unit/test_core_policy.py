@@ -94,6 +94,7 @@ def make_core(**kw: Any) -> tuple[PoolCore, FakeConnector]:
     options.update(kw)
     core = PoolCore("unit", **options)
     core.sync_give_back = lambda lease, exc, block: None
+    core.run_blocking = lambda proc: None
     return core, connector
 
 
@@ -225,7 +226,10 @@ def test_reset_plans() -> None:
     core.reset_unsupported = False
     raw.__dict__.update(_mp_dirty=False, _mp_used=True, server_status=2)
     assert core.release_plan(slot) is ResetPlan.NONE  # tracked: a used but unchanged session
+    assert raw._mp_used is False  # per-borrow notes start afresh
     raw.__dict__["_mp_state"] = SessionState(None, "utf8mb4", None, "utf8", None, None, True, False)
+    assert core.release_plan(slot) is ResetPlan.NONE  # untracked server, unused: nothing
+    raw.__dict__["_mp_used"] = True
     assert core.release_plan(slot) is ResetPlan.SESSION  # untracked server: reset if used
 
 
