@@ -27,6 +27,7 @@ from ._core import (
     Reset,
     ResetPlan,
     Send,
+    Sleep,
     Slot,
     Verdict,
     Wait,
@@ -169,6 +170,9 @@ async def _perform(core: PoolCore, effect: Any) -> Any:
         return None
     if cls is Open:
         return await _open(core, effect.timeout)
+    if cls is Sleep:
+        await asyncio.sleep(effect.seconds)
+        return None
     if cls is Check:
         check = core.check
         if check == "ping":

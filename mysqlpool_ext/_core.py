@@ -144,6 +144,11 @@ class Open:
 
 
 @dataclass(slots=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(slots=True)
 class Check:
     raw: Connection
 
@@ -160,7 +165,7 @@ class Send:
     sql: bytes  # COMMIT or ROLLBACK
 
 
-Effect = Wait | Open | Check | Reset | Send
+Effect = Wait | Open | Sleep | Check | Reset | Send
 Procedure = Generator[Effect, Any, Any]
 
 
@@ -296,6 +301,7 @@ class PoolCore:
         self.generation += 1
         self.outage: BaseException | None = None
         self.outage_attempts = 0
+        self.check_failures = 0  # consecutive failed liveness checks
         self.drained = threading.Condition(self.lock)
         self.wait_samples: collections.deque[float] = collections.deque(maxlen=2048)
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
@@ -373,6 +379,7 @@ class PoolCore:
         start = _monotonic()
         deadline = start + timeout
         factory = make_waiter if timeout > 0 else None
+        last_check_error: BaseException | None = None
         while True:
             if first is not None:
                 got: Any = first
@@ -398,10 +405,24 @@ class PoolCore:
                     )
                 got = result
             if got is PERMIT:
+                pause = self.replacement_pause()
+                if pause:
+                    # Liveness checks keep failing: replacements back off like reconnects do,
+                    # instead of opening a connection per failed check.
+                    try:
+                        yield Sleep(min(pause, max(0.0, deadline - _monotonic())))
+                    except BaseException:
+                        self.permit_unused()
+                        raise
                 remaining = deadline - _monotonic()
                 if remaining <= 0:
                     self.permit_unused()
-                    raise self.timeout_error(start, timeout)
+                    err = self.timeout_error(start, timeout)
+                    if last_check_error is not None:
+                        raise GetConnectionFromPoolError(
+                            f"{err}; liveness checks keep failing: {describe(last_check_error)}"
+                        ) from last_check_error
+                    raise err
                 try:
                     slot = yield Open(remaining)
                 except BaseException as exc:
@@ -420,8 +441,10 @@ class PoolCore:
                 try:
                     yield Check(slot.raw)
                 except Exception as exc:
+                    last_check_error = exc
                     with self.lock:
                         self.counters["checks_failed"] += 1
+                        self.check_failures += 1
                     self.discard(slot, f"failed liveness check ({describe(exc)})")
                     if _monotonic() >= deadline:
                         err = self.timeout_error(start, timeout)
@@ -433,7 +456,17 @@ class PoolCore:
                 except BaseException:
                     self.discard(slot, "interrupted during its liveness check")
                     raise
+                self.check_failures = 0
             return slot
+
+    def replacement_pause(self) -> float:
+        """How long to wait before opening a replacement after consecutive failed checks (the
+        first dead connection is replaced at once: that is the common case)."""
+        n = self.check_failures
+        if n < 2:
+            return 0.0
+        base = min(self.backoff_max, 0.05 * (2 ** min(n - 1, 16)))
+        return base * (0.5 + 0.5 * random.random())
 
     def open_failed(self, exc: BaseException) -> bool:
         """A borrower's own connect failed: True to raise it, False to wait in line (outage)."""

@@ -35,6 +35,7 @@ from ._core import (
     Reset,
     ResetPlan,
     Send,
+    Sleep,
     Slot,
     Verdict,
     Wait,
@@ -452,6 +453,9 @@ class ConnectionPool:
             return None
         if cls is Open:
             return self._core.adopt(self._connector.open(effect.timeout))
+        if cls is Sleep:
+            time.sleep(effect.seconds)
+            return None
         if cls is Check:
             check = self._check
             if check == "ping":

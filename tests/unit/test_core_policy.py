@@ -266,3 +266,27 @@ def test_close_wakes_waiters_with_closed() -> None:
 def test_permit_is_a_singleton() -> None:
     core, _ = make_core()
     assert core.try_acquire(None) is PERMIT
+
+
+def test_consecutive_failed_checks_back_off_before_replacing() -> None:
+    """A check that keeps failing must not turn every borrow into a new server connection."""
+    from mysqlpool_ext._core import Sleep
+
+    core, connector = make_core(size=1, max_size=1, check_window=0.0, backoff_max=1.0)
+    sleeps: list[float] = []
+    for _ in range(4):
+        stale = opened_slot(core, connector)
+        core.nconns = 1
+        core.idle.append(stale)
+        drive(
+            core.borrow(5.0, FakeWaiter),
+            {
+                Check: OSError("always"),
+                Sleep: lambda e: sleeps.append(e.seconds),
+                Open: lambda e: opened_slot(core, connector),
+            },
+        )
+        core.nconns = 0
+    assert len(sleeps) == 3  # the first dead connection is replaced at once
+    assert sleeps == sorted(sleeps) or max(sleeps) <= 1.0
+    assert 0 < sleeps[0] <= 0.1 and all(s <= 1.0 for s in sleeps)
