@@ -47,17 +47,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cli import (
+from .diagnostics import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_UNREACHABLE,
+    EXIT_USAGE,
     STATS_COLUMNS,
-    CLIError,
     fmt_number,
     get_console,
     pools_from_payload,
     print_table,
+    stats_payload,
 )
+from .diagnostics import DiagnosticError as CLIError
 
 __all__ = ["run_demo", "wsgi_app"]
 
@@ -115,7 +117,21 @@ _ENV_URL = "MYSQLPOOL_DEMO_URL"
 _ENV_APP = "MYSQLPOOL_DEMO_APP"
 _ENV_POOL_SIZE = "MYSQLPOOL_DEMO_POOL_SIZE"
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE_DIR = Path(__file__).resolve().parent
+#: In a checkout the package's parent holds ``example_apps/`` and the package itself.
+_REPO_ROOT = _PACKAGE_DIR.parent
+#: In a wheel the example apps travel inside the package (pyproject's ``force-include``), byte for
+#: byte the files of ``example_apps/``: the demo serves what the repository shows.
+_SHIPPED_APPS = _PACKAGE_DIR / "_demo_apps"
+
+
+def example_apps_root() -> Path | None:
+    """The directory holding the ``example_apps`` package: the copy shipped in the wheel, else
+    the checkout's; None when neither is there (e.g. a wheel built without them)."""
+    for root in (_SHIPPED_APPS, _REPO_ROOT):
+        if (root / "example_apps" / "__init__.py").is_file():
+            return root
+    return None
 
 
 # =================================================================================================
@@ -146,11 +162,6 @@ def _json_response(start_response: Callable[..., Any], status: str, payload: Any
     return [body]
 
 
-def _numbers(stats: dict[str, Any]) -> dict[str, Any]:
-    """Counts only, as the framework endpoints serve them (never names or settings)."""
-    return {k: v for k, v in stats.items() if isinstance(v, (int, float))}
-
-
 def _builtin_app(url: str, size: int) -> WSGIApp:
     """A minimal WSGI app on the pool, for when Flask or the example app is not installed.
 
@@ -164,8 +175,7 @@ def _builtin_app(url: str, size: int) -> WSGIApp:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == STATS_PATH:
-            payload = {"pid": os.getpid(), "pools": {pool.name: _numbers(pool.stats())}}
-            return _json_response(start_response, "200 OK", payload)
+            return _json_response(start_response, "200 OK", stats_payload({pool.name: pool}))
         match = user_re.fullmatch(path)
         if match is None:
             return _json_response(start_response, "404 Not Found", {"error": "not found"})
@@ -178,7 +188,7 @@ def _builtin_app(url: str, size: int) -> WSGIApp:
 
 
 def _flask_app(url: str, size: int) -> WSGIApp:
-    # Imported by name: example_apps/ lives beside the package in a checkout, not inside it.
+    # Imported by name from example_apps_root(), which the driver put on PYTHONPATH.
     create_app = importlib.import_module("example_apps.flask_app").create_app
     app: WSGIApp = create_app(
         {
@@ -350,7 +360,11 @@ class _Gunicorn:
         self.workers = workers
         self.log_path = os.path.join(tmpdir, "gunicorn.log")
         env = dict(os.environ)
-        paths = [str(_REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        roots = [example_apps_root(), _REPO_ROOT]
+        paths = [
+            *(str(r) for r in roots if r is not None),
+            *filter(None, env.get("PYTHONPATH", "").split(os.pathsep)),
+        ]
         env.update(
             {
                 "PYTHONPATH": os.pathsep.join(paths),
@@ -742,20 +756,27 @@ class _LiveView:
 # -- the demo itself ----------------------------------------------------------------------------
 
 
-def _choose_app(requested: str, say: _Say) -> str:
-    """The app to serve: the requested example when it can be imported, else the built-in one."""
+def _choose_app(requested: str | None, say: _Say) -> str:
+    """The app to serve. An explicit ``--app`` that cannot be served is an error (the user asked
+    for it); without ``--app`` the Flask example when it can be served, else the built-in app."""
     if requested == "builtin":
         return "builtin"
-    module = "flask" if requested == "flask" else "django"
-    package = "example_apps.flask_app" if requested == "flask" else "example_apps.django_project"
-    folder = _REPO_ROOT / Path(*package.split("."))
-    if importlib.util.find_spec(module) is None or not folder.is_dir():
-        say(
-            f"[yellow]{package} or {module} is not available here; "
-            "serving the built-in minimal WSGI app instead[/yellow]"
-        )
-        return "builtin"
-    return requested
+    candidates = [requested] if requested else ["flask"]
+    for app in candidates:
+        framework = "flask" if app == "flask" else "django"
+        extra = "demo" if app == "flask" else "demo,django"
+        if importlib.util.find_spec(framework) is None:
+            problem = (
+                f'{framework.capitalize()} is not installed: pip install "mysqlpool_ext[{extra}]"'
+            )
+        elif example_apps_root() is None:
+            problem = "the example apps are not part of this installation"
+        else:
+            return app
+        if requested:
+            raise CLIError(f"cannot serve --app {requested}: {problem}", EXIT_USAGE)
+        say(f"[yellow]{problem}; serving the built-in minimal WSGI app (--app builtin)[/yellow]")
+    return "builtin"
 
 
 def _drive(
@@ -826,6 +847,7 @@ def run_demo(args: argparse.Namespace) -> int:
     gunicorn: _Gunicorn | None = None
     counters: _ServerCounters | None = None
     try:
+        app = _choose_app(args.app, say)
         url, server = _database(args, say)
         from .config import build_options, parse_url, redact_url
 
@@ -836,7 +858,6 @@ def run_demo(args: argparse.Namespace) -> int:
             raise CLIError(
                 f"cannot connect to {redact_url(url)}: {exc}", EXIT_UNREACHABLE
             ) from None
-        app = _choose_app(args.app, say)
         profile = PROFILES[app]
         counters.load_schema(profile)
         say(f"loaded the schema: table {profile.table}, ids 1..{USERS}")
@@ -942,8 +963,9 @@ def _database(args: argparse.Namespace, say: _Say) -> tuple[str, Any]:
     binary = find_server_binary()
     if binary is None:
         raise CLIError(
-            "no mariadbd/mysqld binary found: install MariaDB (`bash scripts/dev demo` does it) "
-            "or pass --url mysql://user:password@host:port/database",
+            "no mariadbd/mysqld binary found to start a throwaway server: install MariaDB "
+            "(e.g. apt-get install mariadb-server) or pass --url "
+            "mysql://user:password@host:port/database",
             EXIT_UNREACHABLE,
         )
     server = ThrowawayServer(

@@ -13,8 +13,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
-from mysqlpool_ext.cli import EXIT_FAILURE, EXIT_UNREACHABLE, main, pools_from_payload
+from mysqlpool_ext.cli import EXIT_FAILURE, EXIT_UNREACHABLE, main
 from mysqlpool_ext.demo import SCHEMA, STATS_PATH, _builtin_app
+from mysqlpool_ext.diagnostics import pools_from_payload
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -581,8 +581,9 @@ def test_cli_check_and_stats(make_app: MakeApp) -> None:
     result = runner.invoke(args=["mysqlpool", "check"])
     assert result.exit_code == 0, result.output
     assert "[default]" in result.output
-    assert "server " in result.output and "wait_timeout=" in result.output
-    assert "max_connections=" in result.output and "TLS" in result.output
+    assert "server version " in result.output and "wait_timeout=" in result.output
+    assert "headroom on server" in result.output and "TLS" in result.output
+    assert result.output.splitlines()[-1].startswith("result: OK")
     result = runner.invoke(args=["mysqlpool", "stats", "--json"])
     assert result.exit_code == 0, result.output
     assert '"in_use": 0' in result.output
@@ -597,4 +598,6 @@ def test_cli_check_fails_when_the_server_is_unreachable(make_app: MakeApp) -> No
     app = make_app(MYSQLPOOL_URL=f"mysql://nobody:pw-unused@127.0.0.1:{port}/db?connect_timeout=2")
     result = app.test_cli_runner().invoke(args=["mysqlpool", "check", "--timeout", "1"])
     assert result.exit_code == 1
-    assert "FAIL" in result.output and "cannot get a connection" in result.output
+    assert "FAIL  cannot connect: " in result.output
+    assert result.output.splitlines()[-1].startswith("result: FAIL: 1 pool(s) could not connect")
+    assert "pw-unused" not in result.output
