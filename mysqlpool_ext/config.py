@@ -209,6 +209,13 @@ def build_options(kwargs: Mapping[str, Any]) -> PoolOptions:
         if not connect.get("password"):
             connect["password"] = pw
     _check_connect_kwargs(connect)
+    password = connect.get("password")
+    if isinstance(password, str) and not password.isascii():
+        # PyMySQL sends a str password encoded as latin-1: a "€" cannot be sent at all (and the
+        # UnicodeEncodeError it raises quotes the whole password), and an "é" goes out as a byte
+        # the server never stored. Servers hash what a utf8mb4 client set, and mysqlclient sends
+        # UTF-8: so does the pool.
+        connect["password"] = password.encode("utf-8")
 
     size = _int("size", pool.get("size", 5), 0)
     max_size = pool.get("max_size")
