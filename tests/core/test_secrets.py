@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -258,29 +256,25 @@ def test_hostile_password_through_flask_config(hostile: dict[str, Any], db_url: 
         assert_no_piece(*texts)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mysqlpool_ext", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+def test_hostile_password_through_the_cli(
+    hostile: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mysqlpool_ext.cli import main
 
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        assert_no_piece(out, err)
+        return code, out, err
 
-def test_hostile_password_through_the_cli(hostile: dict[str, Any]) -> None:
-    done = _cli("check", hostile["query_url"], "--plain")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0].endswith("?password=***"), done.stdout
-    assert_no_piece(done.stdout, done.stderr)
-    wrong = hostile["query_url"].replace("Qmark", "Wrong")
-    done = _cli("check", wrong)
-    assert done.returncode == 4 and len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert_no_piece(done.stdout, done.stderr)
-    assert "Wrong" not in done.stderr
+    code, out, err = cli("check", hostile["query_url"], "--plain")
+    assert code == 0, err
+    assert out.splitlines()[0].endswith("?password=***"), out
+    code, out, err = cli("check", hostile["query_url"].replace("Qmark", "Wrong"))
+    assert code == 4 and len(err.strip().splitlines()) == 1, err
+    assert "Wrong" not in err
     for url in (hostile["raw_url"], hostile["query_url"] + "&sise=4"):
-        done = _cli("check", url)
-        assert done.returncode == 2, done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-        assert_no_piece(done.stdout, done.stderr)
-    assert "percent-encode" in _cli("check", hostile["raw_url"]).stderr
+        code, out, err = cli("check", url)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "percent-encode" in cli("check", hostile["raw_url"])[2]
