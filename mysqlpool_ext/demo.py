@@ -61,7 +61,7 @@ from .diagnostics import (
 )
 from .diagnostics import DiagnosticError as CLIError
 
-__all__ = ["run_demo", "wsgi_app"]
+__all__ = ["BuiltinApp", "example_apps_root", "run_demo", "wsgi_app"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -150,7 +150,7 @@ def wsgi_app() -> WSGIApp:
     elif kind == "django":
         inner = _django_app(url, size)
     else:
-        inner = _builtin_app(url, size)
+        inner = BuiltinApp(url, size)
     return _DemoMiddleware(inner, url, PROFILES.get(kind, PROFILES["builtin"]).user_sql)
 
 
@@ -162,29 +162,36 @@ def _json_response(start_response: Callable[..., Any], status: str, payload: Any
     return [body]
 
 
-def _builtin_app(url: str, size: int) -> WSGIApp:
+class BuiltinApp:
     """A minimal WSGI app on the pool, for when Flask or the example app is not installed.
 
     Its stats endpoint answers like the Flask and Django ones: ``{"pid": ..., "pools": {...}}``.
+    ``close()`` closes its pool (a gunicorn worker just exits; a test must not leave it open).
     """
-    from .pool import ConnectionPool
 
-    pool = ConnectionPool.from_url(url, size=size, max_size=size, name="default")
-    user_re = re.compile(r"/users/(\d+)")
+    def __init__(self, url: str, size: int) -> None:
+        from .pool import ConnectionPool
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        self.pool = ConnectionPool.from_url(url, size=size, max_size=size, name="default")
+        self.user_re = re.compile(r"/users/(\d+)")
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == STATS_PATH:
-            return _json_response(start_response, "200 OK", stats_payload({pool.name: pool}))
-        match = user_re.fullmatch(path)
+            payload = stats_payload({self.pool.name: self.pool})
+            return _json_response(start_response, "200 OK", payload)
+        match = self.user_re.fullmatch(path)
         if match is None:
             return _json_response(start_response, "404 Not Found", {"error": "not found"})
-        row = pool.execute_query(USER_SQL, (int(match[1]),), dictcursor=True, return_one=True)
+        row = self.pool.execute_query(USER_SQL, (int(match[1]),), dictcursor=True, return_one=True)
         if row is None:
             return _json_response(start_response, "404 Not Found", {"error": "no such user"})
         return _json_response(start_response, "200 OK", row)
 
-    return app
+    def close(self) -> None:
+        self.pool.close()
 
 
 def _flask_app(url: str, size: int) -> WSGIApp:
