@@ -441,6 +441,20 @@ def test_outside_an_app_context_is_a_clear_error(make_app: MakeApp) -> None:
         ext.get_pool()
 
 
+def test_a_forgotten_app_context_is_not_swallowed_by_except_pymysql_error(
+    make_app: MakeApp,
+) -> None:
+    """A programming error, not a database error: the usual ``except pymysql.Error`` around a
+    query (retry, fall back, log and go on) must not hide it."""
+    make_app()
+    with pytest.raises(FlaskContextError) as info:
+        try:
+            current_pool.execute_query("SELECT 1")
+        except pymysql.Error:  # what application code writes around its queries
+            pytest.fail("FlaskContextError was caught as a pymysql.Error")
+    assert isinstance(info.value, RuntimeError)
+
+
 def test_outside_an_app_context_a_default_pool_of_ones_own_is_used(
     make_app: MakeApp, db_kwargs: dict[str, Any]
 ) -> None:
