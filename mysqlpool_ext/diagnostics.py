@@ -28,8 +28,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .config import PoolOptions, build_options, parse_url, redact_url
@@ -218,7 +218,7 @@ class PoolPlan:
     def from_pool(cls, label: str, pool: ConnectionPool) -> PoolPlan:
         # max_size/min_size, not options: resize() may have changed them since construction.
         plan = cls.from_options(label, pool.server_address, pool.options)
-        return cls(**{**asdict(plan), "size": pool.min_size, "max_size": pool.max_size})
+        return replace(plan, size=pool.min_size, max_size=pool.max_size)
 
     @classmethod
     def unbuilt(cls, label: str) -> PoolPlan:
@@ -761,8 +761,3 @@ def print_table(
     for row in rows:
         table.add_row(*(fmt_number(c) for c in row))
     console.print(table)
-
-
-def echo_lines(lines: Iterable[str], write: Callable[[str], Any]) -> None:
-    for text in lines:
-        write(text)
