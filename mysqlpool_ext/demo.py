@@ -53,13 +53,13 @@ from .diagnostics import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     STATS_COLUMNS,
+    DiagnosticError,
+    fetch_stats,
     fmt_number,
     get_console,
-    pools_from_payload,
     print_table,
     stats_payload,
 )
-from .diagnostics import DiagnosticError as CLIError
 
 __all__ = ["BuiltinApp", "example_apps_root", "run_demo", "wsgi_app"]
 
@@ -427,7 +427,9 @@ class _Gunicorn:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise CLIError(f"gunicorn exited with code {self.proc.returncode}:\n{self.tail()}")
+                raise DiagnosticError(
+                    f"gunicorn exited with code {self.proc.returncode}:\n{self.tail()}"
+                )
             try:
                 status, _, _ = http_get(self.port, PID_PATH, timeout=2)
                 if status == 200:
@@ -435,7 +437,9 @@ class _Gunicorn:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise CLIError(f"gunicorn did not answer within {timeout:g} s:\n{self.tail()}")
+                raise DiagnosticError(
+                    f"gunicorn did not answer within {timeout:g} s:\n{self.tail()}"
+                )
             time.sleep(0.1)
 
     def tail(self, lines: int = 30) -> str:
@@ -493,18 +497,15 @@ class _StatsPoller:
         self._lock = threading.Lock()
 
     def poll_once(self) -> None:
+        # The fetcher of `mysqlpool-ext stats`: one reader of stats endpoints for every front end.
         try:
-            status, body, headers = http_get(self.port, self.path, timeout=5)
-            if status != 200:
-                raise ValueError(f"HTTP {status} from {self.path}")
-            payload = json.loads(body)
-            pools = pools_from_payload(payload)
-        except (OSError, ValueError, http.client.HTTPException) as exc:
+            answered_pid, pools = fetch_stats(f"http://127.0.0.1:{self.port}{self.path}", 5)
+        except DiagnosticError as exc:
             with self._lock:
                 self.errors += 1
                 self.last_error = str(exc)
             return
-        pid = str(payload.get("pid") or headers.get(PID_HEADER, "?"))
+        pid = str(answered_pid if answered_pid is not None else "?")
         with self._lock:
             self.latest[pid] = pools
             self.seen_at[pid] = time.monotonic()
@@ -781,7 +782,7 @@ def _choose_app(requested: str | None, say: _Say) -> str:
         else:
             return app
         if requested:
-            raise CLIError(f"cannot serve --app {requested}: {problem}", EXIT_USAGE)
+            raise DiagnosticError(f"cannot serve --app {requested}: {problem}", EXIT_USAGE)
         say(f"[yellow]{problem}; serving the built-in minimal WSGI app (--app builtin)[/yellow]")
     return "builtin"
 
@@ -839,9 +840,13 @@ def run_demo(args: argparse.Namespace) -> int:
         args.seconds = min(args.seconds, 2.0)
         args.clients = min(args.clients, 16)
     if args.seconds <= 0 or args.clients < 1 or args.workers < 1 or args.threads < 1:
-        raise CLIError("--seconds, --clients, --workers and --threads must be positive", 2)
+        raise DiagnosticError(
+            "--seconds, --clients, --workers and --threads must be positive", EXIT_USAGE
+        )
     if importlib.util.find_spec("gunicorn") is None:
-        raise CLIError('the demo serves its app with gunicorn: pip install "mysqlpool_ext[demo]"')
+        raise DiagnosticError(
+            'the demo serves its app with gunicorn: pip install "mysqlpool_ext[demo]"'
+        )
     console = get_console(args.plain, stderr=args.json)
     plain_file = sys.stderr if args.json else sys.stdout
     say = _Say(console, args.json)
@@ -862,7 +867,7 @@ def run_demo(args: argparse.Namespace) -> int:
         try:
             counters = _ServerCounters(connect_kwargs)
         except Exception as exc:  # noqa: BLE001 - one clear line, whatever PyMySQL raised
-            raise CLIError(
+            raise DiagnosticError(
                 f"cannot connect to {redact_url(url)}: {exc}", EXIT_UNREACHABLE
             ) from None
         profile = PROFILES[app]
@@ -969,7 +974,7 @@ def _database(args: argparse.Namespace, say: _Say) -> tuple[str, Any]:
 
     binary = find_server_binary()
     if binary is None:
-        raise CLIError(
+        raise DiagnosticError(
             "no mariadbd/mysqld binary found to start a throwaway server: install MariaDB "
             "(e.g. apt-get install mariadb-server) or pass --url "
             "mysql://user:password@host:port/database",
