@@ -21,18 +21,11 @@ from ..diagnostics import (
     stats_payload,
     stats_title,
 )
-from .extension import FlaskContextError, app_pools
+from .extension import app_pools
 
 __all__ = ["mysqlpool_cli"]
 
 mysqlpool_cli = AppGroup("mysqlpool", help="Check and inspect the app's MySQL connection pools.")
-
-
-def _pools() -> dict[str, object]:
-    try:
-        return dict(app_pools(current_app))
-    except FlaskContextError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @mysqlpool_cli.command("check")
