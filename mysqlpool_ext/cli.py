@@ -14,363 +14,64 @@ import argparse
 import json
 import os
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
-__all__ = ["EXIT_AUTH", "EXIT_FAILURE", "EXIT_UNREACHABLE", "EXIT_USAGE", "main"]
+from .diagnostics import (
+    EXIT_AUTH,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    DiagnosticError,
+    check_url,
+    fetch_stats,
+    get_console,
+    print_table,
+    stats_rows,
+    stats_title,
+)
 
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
-EXIT_AUTH = 4
-EXIT_INTERRUPTED = 130
+__all__ = ["EXIT_AUTH", "EXIT_FAILURE", "EXIT_UNREACHABLE", "EXIT_USAGE", "CLIError", "main"]
 
 PROG = "mysqlpool-ext"
 
-#: MySQL error codes that mean "the server answered but refused this login".
-_LOGIN_REFUSED = {1044, 1045, 1049, 1251, 1698, 2059, 2061}
+#: A failure reported as one line on stderr with its exit code (the diagnostics' own error, so
+#: the demo and the diagnostics raise it without importing this module).
+CLIError = DiagnosticError
 
-#: The stats columns shown in tables, in order: (stats key, column title).
-STATS_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("in_use", "in use"),
-    ("pool_available", "idle"),
-    ("requests_waiting", "waiting"),
-    ("pool_size", "open"),
-    ("connections_num", "opened"),
-    ("requests_num", "borrows"),
-    ("wait_p99_ms", "wait p99 ms"),
-    ("requests_errors", "timeouts"),
-)
-
-
-class CLIError(Exception):
-    """A failure to report as one line on stderr, with a given exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# -- output ---------------------------------------------------------------------------------------
-
-
-def get_console(plain: bool = False, *, stderr: bool = False) -> Any:
-    """A ``rich.console.Console`` for a terminal; None (plain text) when rich is missing, when
-    ``--plain`` was given, or when the output is a pipe or a file, so logs stay greppable."""
-    if plain:
-        return None
-    try:
-        from rich.console import Console
-    except ImportError:
-        return None
-    console = Console(stderr=stderr, highlight=False)
-    return console if console.is_terminal else None
-
-
-def fmt_number(value: Any) -> str:
-    """Thousands separators for ints, a few significant digits for floats, str for the rest."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value == int(value) and abs(value) < 1e15:
-            return f"{int(value):,}"
-        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
-    return str(value)
-
-
-def print_table(
-    console: Any,
-    title: str,
-    header: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    file: Any = None,
-) -> None:
-    """A table with rich when available, else aligned plain text (first column left, rest right)."""
-    cells = [[fmt_number(c) for c in row] for row in rows]
-    if console is not None:
-        from rich.table import Table
-
-        table = Table(title=title, title_justify="left", header_style="bold")
-        for i, name in enumerate(header):
-            table.add_column(name, justify="left" if i == 0 else "right", no_wrap=i == 0)
-        for row in cells:
-            table.add_row(*row)
-        console.print(table)
-        return
-    out = file if file is not None else sys.stdout
-    widths = [len(h) for h in header]
-    for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-
-    def line(values: Sequence[str]) -> str:
-        parts = [
-            v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths))
-        ]
-        return "  ".join(parts).rstrip()
-
-    if title:
-        print(title, file=out)
-    print(line(list(header)), file=out)
-    for row in cells:
-        print(line(row), file=out)
+#: Exit status after the reader of our output went away (``... | head -1``): 128 + SIGPIPE, as a
+#: shell would report a process killed by it.
+EXIT_BROKEN_PIPE = 141
 
 
 # -- check ------------------------------------------------------------------------------------
-
-
-def _scrub(text: str, secret: str | None) -> str:
-    """Belt and braces: PyMySQL messages carry no password, but never print one if they did."""
-    if secret:
-        text = text.replace(secret, "***")
-    return text
-
-
-def _connect_for_check(url: str) -> tuple[Any, dict[str, Any], Any, float]:
-    """Parse ``url`` and connect once: (connection, connect kwargs, pool options, connect ms)."""
-    import pymysql
-
-    from .config import build_options, parse_url, redact_url
-    from .errors import ConfigError
-
-    try:
-        opts = build_options(parse_url(url))
-    except ConfigError as exc:
-        raise CLIError(str(exc), EXIT_USAGE) from None
-    kwargs = dict(opts.connect_kwargs)
-    kwargs.setdefault("connect_timeout", 5)
-    password = kwargs.get("password")
-    where = kwargs.get("unix_socket") or f"{kwargs.get('host')}:{kwargs.get('port') or 3306}"
-    began = time.perf_counter()
-    try:
-        conn = pymysql.connect(**kwargs)
-    except pymysql.err.MySQLError as exc:
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-        detail = _scrub(str(exc.args[1] if len(exc.args) > 1 else exc), password)
-        detail = " ".join(detail.split())
-        if code in _LOGIN_REFUSED:
-            raise CLIError(
-                f"login refused by {where} for user {kwargs.get('user')!r}: {detail} "
-                f"(MySQL error {code})",
-                EXIT_AUTH,
-            ) from None
-        raise CLIError(
-            f"cannot connect to {where} ({redact_url(url)}): {detail} (MySQL error {code})",
-            EXIT_UNREACHABLE,
-        ) from None
-    except (OSError, ValueError) as exc:  # e.g. an unreadable ssl_ca file
-        detail = _scrub(str(exc), password)
-        raise CLIError(f"cannot connect to {where}: {detail}", EXIT_UNREACHABLE) from None
-    connect_ms = (time.perf_counter() - began) * 1000
-    return conn, kwargs, opts, connect_ms
-
-
-def check_server(url: str) -> dict[str, Any]:
-    """Connect to ``url`` and gather what matters for sizing a pool (no password in the result)."""
-    from .config import redact_url
-
-    conn, kwargs, opts, connect_ms = _connect_for_check(url)
-    try:
-        with conn.cursor() as cur:
-            began = time.perf_counter()
-            cur.execute("SELECT 1")
-            cur.fetchall()
-            select_ms = (time.perf_counter() - began) * 1000
-            cur.execute(
-                "SELECT VERSION(), @@version_comment, @@wait_timeout, @@max_connections,"
-                " @@max_user_connections"
-            )
-            version, comment, wait_timeout, max_connections, max_user = cur.fetchone()
-            cur.execute("SHOW SESSION STATUS LIKE 'Ssl_%%'")
-            ssl_status = {k: v for k, v in cur.fetchall()}
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
-            row = cur.fetchone()
-            threads_connected = int(row[1]) if row else 0
-            cur.execute("SHOW VARIABLES LIKE 'have_ssl'")
-            row = cur.fetchone()
-            have_ssl = row[1] if row else "unknown"
-    finally:
-        conn.close()
-    cipher = ssl_status.get("Ssl_cipher") or ""
-    return {
-        "url": redact_url(url),
-        "server_version": str(version),
-        "server_comment": str(comment or ""),
-        "tls": bool(cipher),
-        "tls_version": ssl_status.get("Ssl_version") or None,
-        "tls_cipher": cipher or None,
-        "server_have_ssl": str(have_ssl),
-        "wait_timeout": int(wait_timeout),
-        "max_connections": int(max_connections),
-        "max_user_connections": int(max_user or 0),
-        "threads_connected": threads_connected,
-        "connect_ms": round(connect_ms, 2),
-        "select1_ms": round(select_ms, 3),
-        "pool_size": opts.size,
-        "pool_max_size": opts.max_size,
-        "max_lifetime": opts.max_lifetime,
-        "max_idle": opts.max_idle,
-        "user": kwargs.get("user"),
-    }
-
-
-def advice(info: Mapping[str, Any]) -> list[str]:
-    """Plain-language advice on ``max_lifetime`` and pool sizes from what the server said."""
-    tips: list[str] = []
-    wait_timeout = info["wait_timeout"]
-    lifetime = info["max_lifetime"]
-    max_idle = info["max_idle"]
-    suggested = max(1, min(1800, int(wait_timeout * 0.8)))
-    if lifetime is None:
-        tips.append(
-            f"max_lifetime is off: set it below wait_timeout ({wait_timeout} s), "
-            f"e.g. max_lifetime={suggested}, so connections are recycled before the server "
-            "drops them"
-        )
-    elif lifetime >= wait_timeout:
-        tips.append(
-            f"max_lifetime={lifetime:g} s is not below wait_timeout={wait_timeout} s: the server "
-            f"may close pooled connections first; use max_lifetime={suggested}"
-        )
-    else:
-        tips.append(
-            f"max_lifetime={lifetime:g} s is below wait_timeout={wait_timeout} s: good "
-            "(connections are recycled before the server would drop them)"
-        )
-    if max_idle is not None and max_idle >= wait_timeout:
-        tips.append(
-            f"max_idle={max_idle:g} s is not below wait_timeout={wait_timeout} s: idle connections "
-            "will fail their liveness check and be reopened; lower max_idle"
-        )
-    limit = info["max_connections"]
-    if info["max_user_connections"]:
-        limit = min(limit, info["max_user_connections"])
-    budget = int(limit * 0.8) - info["threads_connected"]
-    per_process = info["pool_max_size"]
-    processes = budget // per_process if per_process else 0
-    tips.append(
-        f"max_connections={info['max_connections']}, {info['threads_connected']} in use now: "
-        f"with max_size={per_process} per process, about {max(processes, 0)} processes "
-        "(e.g. gunicorn workers) fit while leaving 20 % spare for admin tools and migrations"
-    )
-    if processes < 1:
-        tips.append(
-            "that is less than one process: lower max_size or raise max_connections on the server"
-        )
-    tips.append(
-        "size each process's pool to its concurrency: max_size ~ threads per worker "
-        "(gunicorn --threads); extra borrowers queue in order rather than fail"
-    )
-    if not info["tls"] and info["server_have_ssl"].upper() == "YES":
-        tips.append("the server offers TLS but this connection does not use it: add ssl_ca=...")
-    return tips
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     url = args.url or os.environ.get("MYSQLPOOL_URL")
     if not url:
         raise CLIError("no URL given and MYSQLPOOL_URL is not set", EXIT_USAGE)
-    info = check_server(url)
-    tips = advice(info)
+    if args.processes < 1:
+        raise CLIError("--processes must be at least 1", EXIT_USAGE)
+    report = check_url(url, processes=args.processes, preload=args.preload)
     if args.json:
-        print(json.dumps({**info, "advice": tips}, indent=2))
-        return 0
-    console = get_console(args.plain)
-    tls = (
-        f"in use ({info['tls_version']}, {info['tls_cipher']})"
-        if info["tls"]
-        else f"not in use (server have_ssl={info['server_have_ssl']})"
-    )
-    rows = [
-        ("server", info["url"]),
-        ("version", f"{info['server_version']} ({info['server_comment']})"),
-        ("TLS", tls),
-        ("wait_timeout", f"{info['wait_timeout']} s"),
-        ("max_connections", f"{info['max_connections']} ({info['threads_connected']} in use)"),
-        ("connect", f"{info['connect_ms']:.1f} ms (what a pool saves on each borrow)"),
-        ("SELECT 1", f"{info['select1_ms']:.2f} ms on the open connection"),
-    ]
-    if console is not None:
-        from rich.table import Table
-
-        table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
-        table.add_column(style="bold")
-        table.add_column()
-        for key, value in rows:
-            table.add_row(key, str(value))
-        console.print(table)
-        console.print("[bold]advice[/bold]")
-        for tip in tips:
-            console.print(f"  • {tip}")
+        print(json.dumps(report.as_dict(args.strict), indent=2))
     else:
-        width = max(len(k) for k, _ in rows)
-        for key, value in rows:
-            print(f"{key.ljust(width)}  {value}")
-        print("advice")
-        for tip in tips:
-            print(f"  - {tip}")
-    return 0
+        for line in report.lines(args.strict):
+            print(line)
+    return report.exit_code(args.strict)
 
 
 # -- stats ------------------------------------------------------------------------------------
 
 
-def pools_from_payload(payload: Any) -> dict[str, dict[str, Any]]:
-    """Accept the stats endpoint's JSON in any of its reasonable shapes: ``{"pools": {name:
-    stats}}``, ``{name: stats}``, a single ``stats`` dict, or a list of stats dicts."""
-    if isinstance(payload, dict) and isinstance(payload.get("pools"), (dict, list)):
-        payload = payload["pools"]
-    if isinstance(payload, list):
-        return {str(p.get("name", i)): p for i, p in enumerate(payload) if isinstance(p, dict)}
-    if isinstance(payload, dict):
-        if "requests_num" in payload or "in_use" in payload:
-            return {str(payload.get("name", "default")): payload}
-        return {str(k): v for k, v in payload.items() if isinstance(v, dict)}
-    return {}
-
-
-def fetch_json(url: str, timeout: float = 5.0) -> tuple[Any, Mapping[str, str]]:
-    """GET ``url`` and decode its JSON body; errors become :class:`CLIError` with a clear line."""
-    if not url.startswith(("http://", "https://")):
-        raise CLIError(f"not an http(s) URL: {url!r}", EXIT_USAGE)
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-            headers = dict(response.headers.items())
-    except urllib.error.HTTPError as exc:
-        hint = " (is the app's MYSQLPOOL_STATS_ENDPOINT on?)" if exc.code == 404 else ""
-        raise CLIError(f"{url}: HTTP {exc.code} {exc.reason}{hint}", EXIT_FAILURE) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise CLIError(f"cannot reach {url}: {reason}", EXIT_UNREACHABLE) from None
-    try:
-        return json.loads(body), headers
-    except ValueError:
-        raise CLIError(f"{url}: the response is not JSON", EXIT_FAILURE) from None
-
-
 def cmd_stats(args: argparse.Namespace) -> int:
-    payload, _ = fetch_json(args.url)
-    pools = pools_from_payload(payload)
-    if not pools:
-        raise CLIError(f"{args.url}: no pool stats in the response", EXIT_FAILURE)
-    pid = payload.get("pid") if isinstance(payload, dict) else None
+    pid, pools = fetch_stats(args.url)
     if args.json:
         print(json.dumps({"pid": pid, "pools": pools}, indent=2, sort_keys=True))
         return 0
-    console = get_console(args.plain)
-    names = sorted(pools)
-    keys = sorted({k for p in pools.values() for k in p if k != "name"})
-    rows = [[key, *(pools[n].get(key, "") for n in names)] for key in keys]
-    # Each worker process has its own pools: say which one answered.
-    title = f"pool stats from {args.url}" + (f" (process {pid})" if pid is not None else "")
-    print_table(console, title, ["stat", *names], rows)
+    header, rows = stats_rows(pools)
+    print_table(get_console(args.plain), stats_title(args.url, pid), header, rows)
     return 0
 
 
@@ -388,7 +89,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 _EXIT_CODES = """\
 exit codes:
   0    success
-  1    failure (the demo failed, the stats endpoint answered an error)
+  1    failure (the demo failed, the stats endpoint answered an error, check --strict
+       found a warning such as not enough headroom)
   2    bad usage or malformed URL
   3    server not reachable (refused, timed out, unknown host)
   4    login refused (wrong user or password, no access to the database)
@@ -470,9 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--app",
         choices=("flask", "django", "builtin"),
-        default="flask",
-        help="which app to serve: the example Flask app (default), the example Django project, "
-        "or a minimal built-in WSGI app (used when the example app is not available)",
+        default=None,
+        help="which app to serve: the example Flask app, the example Django project, or a "
+        "minimal built-in WSGI app. Default: flask when Flask is installed, else builtin. "
+        "An --app that cannot be served here is an error.",
     )
     demo.add_argument(
         "--url",
@@ -500,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Connect once and print the server version, whether TLS is in use, wait_timeout and\n"
             "max_connections, with advice for max_lifetime and pool sizes. Pool options in the\n"
             "URL's query (size, max_size, max_lifetime, ...) are taken into account.\n"
+            "Headroom: --processes N x max_size (+ size for a --preload master) must fit in\n"
+            "max_connections minus what others hold minus a 10 percent spare; --strict makes a\n"
+            "warning (such as not enough headroom) exit 1, so the check can gate a deploy.\n"
+            "The same report as `flask mysqlpool check` and `manage.py mysqlpool_check`.\n"
             "The password is never printed."
         ),
         epilog=_EXIT_CODES,
@@ -510,7 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="mysql://user:password@host:port/database?size=4 (default: $MYSQLPOOL_URL)",
     )
-    check.add_argument("--json", action="store_true", help="print the facts as JSON")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes that will each open this pool (gunicorn -w), for the headroom rule",
+    )
+    check.add_argument(
+        "--preload",
+        action="store_true",
+        help="the app runs under gunicorn --preload: count the master's connections too",
+    )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 on warnings too (not enough headroom, max_lifetime >= wait_timeout, ...)",
+    )
     check.set_defaults(func=cmd_check)
 
     stats = sub.add_parser(
@@ -537,10 +261,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
+        return code
     except CLIError as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``| head -1``): not an error worth a traceback. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again (Python's own advice).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

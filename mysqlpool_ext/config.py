@@ -17,7 +17,7 @@ import ssl as _ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pymysql
 import pymysql.charset
@@ -213,6 +213,13 @@ def build_options(kwargs: Mapping[str, Any]) -> PoolOptions:
         if not connect.get("password"):
             connect["password"] = pw
     _check_connect_kwargs(connect)
+    password = connect.get("password")
+    if isinstance(password, str) and not password.isascii():
+        # PyMySQL sends a str password encoded as latin-1: a "€" cannot be sent at all (and the
+        # UnicodeEncodeError it raises quotes the whole password), and an "é" goes out as a byte
+        # the server never stored. Servers hash what a utf8mb4 client set, and mysqlclient sends
+        # UTF-8: so does the pool.
+        connect["password"] = password.encode("utf-8")
 
     size = _int("size", pool.get("size", 5), 0)
     max_size = pool.get("max_size")
@@ -302,22 +309,100 @@ _BOOL_KEYS = {
 _NONE_WORDS = {"none", "null", ""}
 
 
+#: Query parameters whose value is a secret: masked by :func:`redact_url`, never echoed.
+SECRET_PARAMS = frozenset({"password", "passwd"})
+
+_ENCODE_HINT = (
+    "percent-encode the password (and user) in the URL, e.g. with urllib.parse.quote(password, "
+    "safe='') - '?', '/', '#', '@', '%' and ':' must be written as %3F, %2F, %23, %40, %25, %3A"
+)
+
+
+def _split_query(query: str) -> list[tuple[str, str]]:
+    """``a=1&b=2`` -> pairs, percent-decoded with :func:`~urllib.parse.unquote`.
+
+    Not :func:`~urllib.parse.parse_qsl`: that decodes ``+`` as a space (HTML form encoding), so
+    ``?password=a+b`` would log in with ``'a b'``. In a URL a ``+`` is a plus.
+    """
+    pairs = []
+    for piece in query.split("&"):
+        if not piece:
+            continue
+        key, _, value = piece.partition("=")
+        pairs.append((unquote(key), unquote(value)))
+    return pairs
+
+
+def _mask_query(query: str) -> str:
+    """The query string with the value of every secret parameter replaced by ``***``."""
+    pieces = []
+    for piece in query.split("&"):
+        key, sep, _ = piece.partition("=")
+        if sep and unquote(key).lower() in SECRET_PARAMS:
+            piece = f"{key}=***"
+        pieces.append(piece)
+    return "&".join(pieces)
+
+
+#: Query parameters whose values may hold an ``@`` (``init_command=SET @x=1``, ``user=me@corp``).
+_FREE_TEXT_PARAMS = frozenset({"init_command", "user", "password", "passwd", "program_name"})
+
+
+def _ambiguous(url: str) -> bool:
+    """True when an unencoded ``?``, ``/``, ``#`` or ``@`` in the credentials has moved part of
+    them elsewhere in the URL: the parse would be wrong (wrong host, credentials dropped) and every
+    message that quotes a part of the URL could quote part of the password.
+
+    The credentials end at the last ``@`` before the host; the host ends at the first ``/``, ``?``
+    or ``#``. So an ``@`` may appear after that point only inside the value of a known query
+    parameter (``init_command=SET @x=1``), and at most one ``@`` before it.
+    """
+    rest = url.split("://", 1)[1] if "://" in url else url
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    if authority.count("@") > 1:
+        return True
+    if "@" not in tail:
+        return False
+    tail, _, fragment = tail.partition("#")
+    path, _, query = tail.partition("?")
+    if "@" in path or "@" in fragment:
+        return True  # a database name or a fragment with an "@": part of a password, surely
+    for piece in query.split("&"):
+        key, sep, _ = piece.partition("=")
+        if "@" in piece and ("@" in key or not sep or unquote(key) not in _FREE_TEXT_PARAMS):
+            return True
+    return False
+
+
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***``: safe for messages and logs."""
+    """The URL with every credential masked (the userinfo password and ``password=`` /
+    ``passwd=`` query values become ``***``): safe for messages and logs.
+
+    When unencoded characters make the credentials ambiguous, everything before the host is
+    masked, because no one can tell where the password ends.
+    """
+    if not isinstance(url, str):
+        return "<not a URL>"
+    if _ambiguous(url):
+        scheme = url.split("://", 1)[0] + "://" if "://" in url else ""
+        host = url.rpartition("@")[2]
+        host, sep, query = host.partition("?")
+        return f"{scheme}***@{host}{sep}{_mask_query(query)}"
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable URL>"
+    parts = parts._replace(query=_mask_query(parts.query))
     if parts.password is None:
-        if parts.username is None and "@" in url:
+        if parts.username is None and "@" in parts.netloc:
+            return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+        if parts.username is None and "@" in url and "://" not in url:
             # Credentials urlsplit did not see ("user:pw@host/db", no "mysql://"): mask them all.
-            before, _, after = url.rpartition("@")
-            prefix = before.split("//", 1)[0] + "//" if "//" in before else ""
-            return f"{prefix}***@{after}"
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = netloc[0].split(":", 1)[0]
-    return parts._replace(netloc=f"{userinfo}:***@{netloc[1]}").geturl()
+            return "***@" + url.rpartition("@")[2]
+        return parts.geturl()
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    return parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}").geturl()
 
 
 def convert_option(key: str, raw: str, url: str) -> Any:
@@ -354,6 +439,13 @@ def parse_url(url: str) -> dict[str, Any]:
     """
     if not isinstance(url, str) or not url:
         raise ConfigError("URL must be a non-empty string such as 'mysql://user:pw@host:3306/db'")
+    if _ambiguous(url):
+        # Not echoed at all: the password's pieces may be anywhere in it.
+        raise ConfigError(
+            f"malformed URL {redact_url(url)}: the credentials contain an unencoded '?', '/', "
+            f"'#' or '@'; {_ENCODE_HINT}",
+            option="password",
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -382,7 +474,7 @@ def parse_url(url: str) -> dict[str, Any]:
         if "/" in db:
             raise ConfigError(f"URL {redact_url(url)}: the path must be a single database name")
         kwargs["database"] = unquote(db)
-    for key, raw in parse_qsl(parts.query, keep_blank_values=True):
+    for key, raw in _split_query(parts.query):
         if key in kwargs:
             raise ConfigError(
                 f"URL {redact_url(url)}: parameter {key!r} is given twice", option=key

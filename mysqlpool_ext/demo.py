@@ -47,19 +47,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cli import (
+from .diagnostics import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_UNREACHABLE,
+    EXIT_USAGE,
     STATS_COLUMNS,
-    CLIError,
+    DiagnosticError,
+    fetch_stats,
     fmt_number,
     get_console,
-    pools_from_payload,
     print_table,
+    stats_payload,
 )
 
-__all__ = ["run_demo", "wsgi_app"]
+__all__ = ["BuiltinApp", "example_apps_root", "run_demo", "wsgi_app"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -115,7 +117,21 @@ _ENV_URL = "MYSQLPOOL_DEMO_URL"
 _ENV_APP = "MYSQLPOOL_DEMO_APP"
 _ENV_POOL_SIZE = "MYSQLPOOL_DEMO_POOL_SIZE"
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE_DIR = Path(__file__).resolve().parent
+#: In a checkout the package's parent holds ``example_apps/`` and the package itself.
+_REPO_ROOT = _PACKAGE_DIR.parent
+#: In a wheel the example apps travel inside the package (pyproject's ``force-include``), byte for
+#: byte the files of ``example_apps/``: the demo serves what the repository shows.
+_SHIPPED_APPS = _PACKAGE_DIR / "_demo_apps"
+
+
+def example_apps_root() -> Path | None:
+    """The directory holding the ``example_apps`` package: the copy shipped in the wheel, else
+    the checkout's; None when neither is there (e.g. a wheel built without them)."""
+    for root in (_SHIPPED_APPS, _REPO_ROOT):
+        if (root / "example_apps" / "__init__.py").is_file():
+            return root
+    return None
 
 
 # =================================================================================================
@@ -134,7 +150,7 @@ def wsgi_app() -> WSGIApp:
     elif kind == "django":
         inner = _django_app(url, size)
     else:
-        inner = _builtin_app(url, size)
+        inner = BuiltinApp(url, size)
     return _DemoMiddleware(inner, url, PROFILES.get(kind, PROFILES["builtin"]).user_sql)
 
 
@@ -146,39 +162,40 @@ def _json_response(start_response: Callable[..., Any], status: str, payload: Any
     return [body]
 
 
-def _numbers(stats: dict[str, Any]) -> dict[str, Any]:
-    """Counts only, as the framework endpoints serve them (never names or settings)."""
-    return {k: v for k, v in stats.items() if isinstance(v, (int, float))}
-
-
-def _builtin_app(url: str, size: int) -> WSGIApp:
+class BuiltinApp:
     """A minimal WSGI app on the pool, for when Flask or the example app is not installed.
 
     Its stats endpoint answers like the Flask and Django ones: ``{"pid": ..., "pools": {...}}``.
+    ``close()`` closes its pool (a gunicorn worker just exits; a test must not leave it open).
     """
-    from .pool import ConnectionPool
 
-    pool = ConnectionPool.from_url(url, size=size, max_size=size, name="default")
-    user_re = re.compile(r"/users/(\d+)")
+    def __init__(self, url: str, size: int) -> None:
+        from .pool import ConnectionPool
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        self.pool = ConnectionPool.from_url(url, size=size, max_size=size, name="default")
+        self.user_re = re.compile(r"/users/(\d+)")
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == STATS_PATH:
-            payload = {"pid": os.getpid(), "pools": {pool.name: _numbers(pool.stats())}}
+            payload = stats_payload({self.pool.name: self.pool})
             return _json_response(start_response, "200 OK", payload)
-        match = user_re.fullmatch(path)
+        match = self.user_re.fullmatch(path)
         if match is None:
             return _json_response(start_response, "404 Not Found", {"error": "not found"})
-        row = pool.execute_query(USER_SQL, (int(match[1]),), dictcursor=True, return_one=True)
+        row = self.pool.execute_query(USER_SQL, (int(match[1]),), dictcursor=True, return_one=True)
         if row is None:
             return _json_response(start_response, "404 Not Found", {"error": "no such user"})
         return _json_response(start_response, "200 OK", row)
 
-    return app
+    def close(self) -> None:
+        self.pool.close()
 
 
 def _flask_app(url: str, size: int) -> WSGIApp:
-    # Imported by name: example_apps/ lives beside the package in a checkout, not inside it.
+    # Imported by name from example_apps_root(), which the driver put on PYTHONPATH.
     create_app = importlib.import_module("example_apps.flask_app").create_app
     app: WSGIApp = create_app(
         {
@@ -350,7 +367,11 @@ class _Gunicorn:
         self.workers = workers
         self.log_path = os.path.join(tmpdir, "gunicorn.log")
         env = dict(os.environ)
-        paths = [str(_REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        roots = [example_apps_root(), _REPO_ROOT]
+        paths = [
+            *(str(r) for r in roots if r is not None),
+            *filter(None, env.get("PYTHONPATH", "").split(os.pathsep)),
+        ]
         env.update(
             {
                 "PYTHONPATH": os.pathsep.join(paths),
@@ -406,7 +427,9 @@ class _Gunicorn:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise CLIError(f"gunicorn exited with code {self.proc.returncode}:\n{self.tail()}")
+                raise DiagnosticError(
+                    f"gunicorn exited with code {self.proc.returncode}:\n{self.tail()}"
+                )
             try:
                 status, _, _ = http_get(self.port, PID_PATH, timeout=2)
                 if status == 200:
@@ -414,7 +437,9 @@ class _Gunicorn:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise CLIError(f"gunicorn did not answer within {timeout:g} s:\n{self.tail()}")
+                raise DiagnosticError(
+                    f"gunicorn did not answer within {timeout:g} s:\n{self.tail()}"
+                )
             time.sleep(0.1)
 
     def tail(self, lines: int = 30) -> str:
@@ -472,18 +497,15 @@ class _StatsPoller:
         self._lock = threading.Lock()
 
     def poll_once(self) -> None:
+        # The fetcher of `mysqlpool-ext stats`: one reader of stats endpoints for every front end.
         try:
-            status, body, headers = http_get(self.port, self.path, timeout=5)
-            if status != 200:
-                raise ValueError(f"HTTP {status} from {self.path}")
-            payload = json.loads(body)
-            pools = pools_from_payload(payload)
-        except (OSError, ValueError, http.client.HTTPException) as exc:
+            answered_pid, pools = fetch_stats(f"http://127.0.0.1:{self.port}{self.path}", 5)
+        except DiagnosticError as exc:
             with self._lock:
                 self.errors += 1
                 self.last_error = str(exc)
             return
-        pid = str(payload.get("pid") or headers.get(PID_HEADER, "?"))
+        pid = str(answered_pid if answered_pid is not None else "?")
         with self._lock:
             self.latest[pid] = pools
             self.seen_at[pid] = time.monotonic()
@@ -742,20 +764,27 @@ class _LiveView:
 # -- the demo itself ----------------------------------------------------------------------------
 
 
-def _choose_app(requested: str, say: _Say) -> str:
-    """The app to serve: the requested example when it can be imported, else the built-in one."""
+def _choose_app(requested: str | None, say: _Say) -> str:
+    """The app to serve. An explicit ``--app`` that cannot be served is an error (the user asked
+    for it); without ``--app`` the Flask example when it can be served, else the built-in app."""
     if requested == "builtin":
         return "builtin"
-    module = "flask" if requested == "flask" else "django"
-    package = "example_apps.flask_app" if requested == "flask" else "example_apps.django_project"
-    folder = _REPO_ROOT / Path(*package.split("."))
-    if importlib.util.find_spec(module) is None or not folder.is_dir():
-        say(
-            f"[yellow]{package} or {module} is not available here; "
-            "serving the built-in minimal WSGI app instead[/yellow]"
-        )
-        return "builtin"
-    return requested
+    candidates = [requested] if requested else ["flask"]
+    for app in candidates:
+        framework = "flask" if app == "flask" else "django"
+        extra = "demo" if app == "flask" else "demo,django"
+        if importlib.util.find_spec(framework) is None:
+            problem = (
+                f'{framework.capitalize()} is not installed: pip install "mysqlpool_ext[{extra}]"'
+            )
+        elif example_apps_root() is None:
+            problem = "the example apps are not part of this installation"
+        else:
+            return app
+        if requested:
+            raise DiagnosticError(f"cannot serve --app {requested}: {problem}", EXIT_USAGE)
+        say(f"[yellow]{problem}; serving the built-in minimal WSGI app (--app builtin)[/yellow]")
+    return "builtin"
 
 
 def _drive(
@@ -811,9 +840,13 @@ def run_demo(args: argparse.Namespace) -> int:
         args.seconds = min(args.seconds, 2.0)
         args.clients = min(args.clients, 16)
     if args.seconds <= 0 or args.clients < 1 or args.workers < 1 or args.threads < 1:
-        raise CLIError("--seconds, --clients, --workers and --threads must be positive", 2)
+        raise DiagnosticError(
+            "--seconds, --clients, --workers and --threads must be positive", EXIT_USAGE
+        )
     if importlib.util.find_spec("gunicorn") is None:
-        raise CLIError('the demo serves its app with gunicorn: pip install "mysqlpool_ext[demo]"')
+        raise DiagnosticError(
+            'the demo serves its app with gunicorn: pip install "mysqlpool_ext[demo]"'
+        )
     console = get_console(args.plain, stderr=args.json)
     plain_file = sys.stderr if args.json else sys.stdout
     say = _Say(console, args.json)
@@ -826,6 +859,7 @@ def run_demo(args: argparse.Namespace) -> int:
     gunicorn: _Gunicorn | None = None
     counters: _ServerCounters | None = None
     try:
+        app = _choose_app(args.app, say)
         url, server = _database(args, say)
         from .config import build_options, parse_url, redact_url
 
@@ -833,10 +867,9 @@ def run_demo(args: argparse.Namespace) -> int:
         try:
             counters = _ServerCounters(connect_kwargs)
         except Exception as exc:  # noqa: BLE001 - one clear line, whatever PyMySQL raised
-            raise CLIError(
+            raise DiagnosticError(
                 f"cannot connect to {redact_url(url)}: {exc}", EXIT_UNREACHABLE
             ) from None
-        app = _choose_app(args.app, say)
         profile = PROFILES[app]
         counters.load_schema(profile)
         say(f"loaded the schema: table {profile.table}, ids 1..{USERS}")
@@ -941,9 +974,10 @@ def _database(args: argparse.Namespace, say: _Say) -> tuple[str, Any]:
 
     binary = find_server_binary()
     if binary is None:
-        raise CLIError(
-            "no mariadbd/mysqld binary found: install MariaDB (`bash scripts/dev demo` does it) "
-            "or pass --url mysql://user:password@host:port/database",
+        raise DiagnosticError(
+            "no mariadbd/mysqld binary found to start a throwaway server: install MariaDB "
+            "(e.g. apt-get install mariadb-server) or pass --url "
+            "mysql://user:password@host:port/database",
             EXIT_UNREACHABLE,
         )
     server = ThrowawayServer(

@@ -44,16 +44,22 @@ def test_check_good_url_reports_what_the_server_says(
 ) -> None:
     assert main(["check", db_url, "--json"]) == 0
     out, err = capsys.readouterr()
-    info = json.loads(out)
+    report = json.loads(out)
+    (pool,) = report["pools"]
+    facts = pool["facts"]
     with admin.cursor() as cur:
         cur.execute("SELECT VERSION(), @@global.wait_timeout, @@max_connections")
         version, wait_timeout, max_connections = cur.fetchone()
-    assert info["server_version"] == version
-    assert info["wait_timeout"] == wait_timeout
-    assert info["max_connections"] == max_connections
-    assert info["tls"] is False or info["tls_cipher"]
-    assert info["url"].count("***") == 1
-    assert any("max_lifetime" in tip for tip in info["advice"])
+    assert facts["version"] == version
+    assert facts["wait_timeout"] == wait_timeout
+    assert facts["max_connections"] == max_connections
+    assert facts["tls_cipher"] is None or facts["tls_version"]
+    assert pool["server"].count("***") == 1
+    assert any("max_lifetime" in f["text"] for f in pool["findings"])
+    (room,) = report["headroom"]
+    assert room["limit"] == max_connections and room["sufficient"] is True
+    assert report["result"] == "OK" or report["result"].startswith("OK with")
+    assert report["exit_code"] == 0
     assert mysql_server.password not in out + err
 
 
@@ -63,11 +69,12 @@ def test_check_human_output_and_advice_follow_the_url_options(
     result = run_cli("check", db_url + "?max_lifetime=99999&max_size=50", "--plain")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for label in ("version", "TLS", "wait_timeout", "max_connections", "advice"):
+    for label in ("server version", "TLS", "wait_timeout", "headroom on server", "advice"):
         assert label in out
     # 99999 s is above any default wait_timeout (8 h): the advice must say so.
     assert "max_lifetime=99999 s is not below wait_timeout" in out
-    assert "max_size=50 per process" in out
+    assert "1 process(es) x max_size 50 = 50 connections at most" in out
+    assert out.splitlines()[-1].startswith("result: OK with 1 warning(s)")
     assert mysql_server.password not in out + result.stderr
 
 
@@ -119,7 +126,8 @@ def test_check_reads_mysqlpool_url_from_the_environment(db_url: str, mysql_serve
     env = {**os.environ, "MYSQLPOOL_URL": db_url}
     result = run_cli("check", "--json", env=env)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["user"] == mysql_server.user
+    server = json.loads(result.stdout)["pools"][0]["server"]
+    assert server.startswith(f"mysql://{mysql_server.user}:***@")
 
 
 def test_check_without_any_url_is_a_usage_error() -> None:
@@ -175,7 +183,7 @@ def test_plain_text_when_rich_is_not_installed(db_url: str, mysql_server: Any) -
         [sys.executable, "-c", code, db_url], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("server ")
+    assert result.stdout.startswith("[url] -> mysql://")
     assert "wait_timeout" in result.stdout
     assert mysql_server.password not in result.stdout
 

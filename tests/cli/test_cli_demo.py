@@ -78,7 +78,7 @@ def private_tmp(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 @pytest.mark.parametrize("app", ["flask", "django", "builtin"])
 def test_demo_end_to_end_matches_the_servers_counters(private_tmp: Path, app: str) -> None:
-    if app != "builtin":  # builtin: what a pip-installed package serves (no example_apps/)
+    if app != "builtin":  # builtin: the fallback when Flask is not installed
         pytest.importorskip(app)
         pytest.importorskip(f"example_apps.{'flask_app' if app == 'flask' else 'django_project'}")
     result = subprocess.run(

@@ -13,8 +13,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
-from mysqlpool_ext.cli import EXIT_FAILURE, EXIT_UNREACHABLE, main, pools_from_payload
-from mysqlpool_ext.demo import SCHEMA, STATS_PATH, _builtin_app
+from mysqlpool_ext.cli import EXIT_FAILURE, EXIT_UNREACHABLE, main
+from mysqlpool_ext.demo import SCHEMA, STATS_PATH, BuiltinApp
+from mysqlpool_ext.diagnostics import pools_from_payload
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -60,7 +61,11 @@ def flask_base_url(flask_app: Any) -> Iterator[str]:
 def builtin_base_url(db_url: str, admin: Any) -> Iterator[str]:
     with admin.cursor() as cur:
         cur.execute(SCHEMA)  # the example apps' users table; rows or not, each view borrows
-    yield from serve(_builtin_app(db_url, 2))
+    app = BuiltinApp(db_url, 2)
+    try:
+        yield from serve(app)
+    finally:
+        app.close()  # an open pool named "default" would be current_pool for later tests
 
 
 def get(url: str) -> int:

@@ -393,7 +393,7 @@ def test_any_url_parses_or_is_a_config_error(host: str, port: str, db: str, quer
 @pytest.fixture
 def special_user(admin: pymysql.connections.Connection, mysql_server: Any) -> Any:
     """An account whose password needs percent-encoding in a URL."""
-    user, password = "core_url", "p@ss:w/rd%?#&+ =x"  # (non-ASCII fails PyMySQL's handshake)
+    user, password = "core_url", "p@ss:w/rd%?#&+ =x"  # (non-ASCII: tests/core/test_secrets.py)
     with admin.cursor() as cur:
         for host in ("127.0.0.1", "localhost"):
             cur.execute("CREATE USER IF NOT EXISTS %s@%s", (user, host))
@@ -461,3 +461,24 @@ def test_from_url_reads_the_environment(
         assert pool.name == "core-dburl"
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("init_command=SET%20@x=1", {"init_command": "SET @x=1"}),
+        ("init_command=SET @x=1", {"init_command": "SET @x=1"}),
+        ("user=me@corp", {"user": "me@corp"}),
+        ("password=a+b%2Bc", {"password": "a+b+c"}),
+        ("program_name=a%26b&size=2", {"program_name": "a&b", "size": 2}),
+    ],
+)
+def test_query_values_are_percent_decoded_and_may_hold_an_at(
+    query: str, expected: dict[str, Any]
+) -> None:
+    """An "@" inside a free-text value is not mistaken for a misplaced password, and values are
+    decoded as URL text ("+" stays a plus), not as an HTML form."""
+    from mysqlpool_ext.config import parse_url
+
+    kwargs = parse_url(f"mysql://h/db?{query}")
+    assert {k: kwargs[k] for k in expected} == expected

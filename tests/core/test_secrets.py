@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +15,7 @@ from corekit import MakePool, wait_until
 
 import mysqlpool_ext
 from mysqlpool_ext import ConfigError, ConnectionPool, PoolError
+from mysqlpool_ext.config import parse_url, redact_url
 
 
 def assert_clean(password: str, *texts: object) -> None:
@@ -141,3 +142,139 @@ def test_debug_log_lines_of_a_whole_life(
         assert any(word in line for line in lines), (word, lines)
     formatted = [logging.Formatter("%(message)s %(exc_text)s").format(r) for r in caplog.records]
     assert_clean(password, *lines, *formatted)
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile passwords through every URL path: parse_url, from_url, Flask config, the CLI
+# --------------------------------------------------------------------------------------------
+
+#: Every character that means something in a URL, non-ASCII and spaces; each piece between the
+#: delimiters is a distinct word, so a message that shows any piece of it is caught.
+HOSTILE = "Ünï€ode sp ?Qmark/Slash#Hash@At+Plus%Pct end"
+HOSTILE_PIECES = ("Ünï€ode", "Qmark", "Slash", "Hash", "At+Plus", "Plus%Pct")
+HOSTILE_USER = "mp_hostile"
+
+
+def assert_no_piece(*texts: object) -> None:
+    """Neither the password, nor its encoded form, nor any piece of it."""
+    assert_clean(HOSTILE, *texts)
+    for text in map(str, texts):
+        for piece in HOSTILE_PIECES:
+            assert piece not in text, f"password piece {piece!r} in: {text[:200]}"
+
+
+@pytest.fixture
+def hostile(admin: pymysql.connections.Connection, mysql_server: Any) -> Iterator[dict[str, Any]]:
+    """A real account whose password is :data:`HOSTILE` (and one whose password is ``a+b``):
+    a URL that decodes the password wrongly cannot log in."""
+    with admin.cursor() as cur:
+        for host in ("127.0.0.1", "localhost"):
+            for user, password in ((HOSTILE_USER, HOSTILE), (HOSTILE_USER + "_plus", "a+b")):
+                cur.execute("CREATE USER IF NOT EXISTS %s@%s", (user, host))
+                cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password))
+                cur.execute(f"GRANT SELECT ON `{mysql_server.database}`.* TO %s@%s", (user, host))
+    base = f"{mysql_server.host}:{mysql_server.port}/{mysql_server.database}"
+    yield {
+        "url": f"mysql://{HOSTILE_USER}:{quote(HOSTILE, safe='')}@{base}",
+        "query_url": f"mysql://{HOSTILE_USER}@{base}?password={quote(HOSTILE, safe='')}",
+        "plus_url": f"mysql://{HOSTILE_USER}_plus@{base}?password=a+b",
+        "raw_url": f"mysql://{HOSTILE_USER}:{HOSTILE}@{base}",
+        "base": base,
+    }
+    with admin.cursor() as cur:
+        for host in ("127.0.0.1", "localhost"):
+            cur.execute("DROP USER IF EXISTS %s@%s", (HOSTILE_USER, host))
+            cur.execute("DROP USER IF EXISTS %s@%s", (HOSTILE_USER + "_plus", host))
+
+
+def test_hostile_password_round_trips_and_logs_in(hostile: dict[str, Any]) -> None:
+    assert parse_url(hostile["url"])["password"] == HOSTILE
+    assert parse_url(hostile["query_url"])["password"] == HOSTILE
+    # A "+" in a URL is a plus, not a space (that is HTML form encoding).
+    assert parse_url(hostile["plus_url"])["password"] == "a+b"
+    for url in (hostile["url"], hostile["query_url"], hostile["plus_url"]):
+        with ConnectionPool.from_url(url, size=1, name="core-hostile") as pool:
+            assert pool.execute_query("SELECT 1", return_one=True) == (1,)
+            assert_no_piece(repr(pool), pool.url, pool.server_address, pool.stats())
+
+
+@pytest.mark.parametrize(
+    "tail", ["&sise=4", "&size=x", "&charset=nope", "&size=1&size=2", "&password=again"]
+)
+def test_password_in_the_query_is_masked_in_every_config_error(
+    hostile: dict[str, Any], tail: str
+) -> None:
+    for url in (hostile["query_url"] + tail, hostile["url"] + "?x=1" + tail):
+        texts = error_texts(lambda url=url: ConnectionPool.from_url(url))
+        assert_no_piece(*texts)
+        assert_no_piece(redact_url(url))
+    assert "password=***" in redact_url(hostile["query_url"])
+
+
+@pytest.mark.parametrize("delimiter", ["?", "/", "#", "@"])
+def test_unencoded_delimiter_in_the_password_is_a_clear_error_showing_none_of_it(
+    hostile: dict[str, Any], delimiter: str
+) -> None:
+    url = f"mysql://app:Front{delimiter}Secret-rest@{hostile['base']}"
+    with pytest.raises(ConfigError, match="percent-encode the password") as info:
+        parse_url(url)
+    assert info.value.option == "password"
+    texts = error_texts(lambda: ConnectionPool.from_url(url))
+    for text in [*texts, redact_url(url)]:
+        assert "Front" not in text and "Secret-rest" not in text
+    texts = error_texts(lambda: ConnectionPool.from_url(hostile["raw_url"]))
+    assert any("percent-encode" in t for t in texts)
+    assert_no_piece(*texts, redact_url(hostile["raw_url"]))
+
+
+def test_hostile_password_through_flask_config(hostile: dict[str, Any], db_url: str) -> None:
+    flask = pytest.importorskip("flask")
+    from mysqlpool_ext.flask import MySQLPool
+
+    ok = flask.Flask("hostile-ok")
+    ok.config["MYSQLPOOL_URL"] = hostile["query_url"]
+    ok.config["MYSQLPOOL_BINDS"] = {"plus": hostile["plus_url"], "enc": hostile["url"]}
+    ext = MySQLPool(ok, lazy=False)
+    try:
+        with ok.app_context():
+            for bind in (None, "plus", "enc"):
+                assert ext.get_pool(bind).execute_query("SELECT 1", return_one=True) == (1,)
+    finally:
+        ext.close(ok)
+    bad_configs: list[dict[str, Any]] = [
+        {"MYSQLPOOL_URL": hostile["query_url"] + "&sise=4"},
+        {"MYSQLPOOL_URL": hostile["raw_url"]},
+        {"MYSQLPOOL_URL": db_url, "MYSQLPOOL_BINDS": {"r": hostile["query_url"] + "&size=x"}},
+        {"MYSQLPOOL_URL": db_url, "MYSQLPOOL_BINDS": {"r": hostile["raw_url"]}},
+        {"MYSQLPOOL_URL": db_url, "MYSQLPOOL_BINDS": {"r": {"url": hostile["raw_url"]}}},
+    ]
+    for config in bad_configs:
+        app = flask.Flask("hostile-bad")
+        app.config.update(config)
+        texts = error_texts(lambda app=app: MySQLPool(app))
+        assert texts[0].startswith(("MYSQLPOOL_URL", "MYSQLPOOL_BINDS['r']")), texts[0]
+        assert_no_piece(*texts)
+
+
+def test_hostile_password_through_the_cli(
+    hostile: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mysqlpool_ext.cli import main
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        assert_no_piece(out, err)
+        return code, out, err
+
+    code, out, err = cli("check", hostile["query_url"], "--plain")
+    assert code == 0, err
+    assert out.splitlines()[0].endswith("?password=***"), out
+    code, out, err = cli("check", hostile["query_url"].replace("Qmark", "Wrong"))
+    assert code == 4 and len(err.strip().splitlines()) == 1, err
+    assert "Wrong" not in err
+    for url in (hostile["raw_url"], hostile["query_url"] + "&sise=4"):
+        code, out, err = cli("check", url)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "percent-encode" in cli("check", hostile["raw_url"])[2]

@@ -441,6 +441,20 @@ def test_outside_an_app_context_is_a_clear_error(make_app: MakeApp) -> None:
         ext.get_pool()
 
 
+def test_a_forgotten_app_context_is_not_swallowed_by_except_pymysql_error(
+    make_app: MakeApp,
+) -> None:
+    """A programming error, not a database error: the usual ``except pymysql.Error`` around a
+    query (retry, fall back, log and go on) must not hide it."""
+    make_app()
+    with pytest.raises(FlaskContextError) as info:
+        try:
+            current_pool.execute_query("SELECT 1")
+        except pymysql.Error:  # what application code writes around its queries
+            pytest.fail("FlaskContextError was caught as a pymysql.Error")
+    assert isinstance(info.value, RuntimeError)
+
+
 def test_outside_an_app_context_a_default_pool_of_ones_own_is_used(
     make_app: MakeApp, db_kwargs: dict[str, Any]
 ) -> None:
@@ -581,8 +595,9 @@ def test_cli_check_and_stats(make_app: MakeApp) -> None:
     result = runner.invoke(args=["mysqlpool", "check"])
     assert result.exit_code == 0, result.output
     assert "[default]" in result.output
-    assert "server " in result.output and "wait_timeout=" in result.output
-    assert "max_connections=" in result.output and "TLS" in result.output
+    assert "server version " in result.output and "wait_timeout=" in result.output
+    assert "headroom on server" in result.output and "TLS" in result.output
+    assert result.output.splitlines()[-1].startswith("result: OK")
     result = runner.invoke(args=["mysqlpool", "stats", "--json"])
     assert result.exit_code == 0, result.output
     assert '"in_use": 0' in result.output
@@ -597,4 +612,6 @@ def test_cli_check_fails_when_the_server_is_unreachable(make_app: MakeApp) -> No
     app = make_app(MYSQLPOOL_URL=f"mysql://nobody:pw-unused@127.0.0.1:{port}/db?connect_timeout=2")
     result = app.test_cli_runner().invoke(args=["mysqlpool", "check", "--timeout", "1"])
     assert result.exit_code == 1
-    assert "FAIL" in result.output and "cannot get a connection" in result.output
+    assert "FAIL  cannot connect: " in result.output
+    assert result.output.splitlines()[-1].startswith("result: FAIL: 1 pool(s) could not connect")
+    assert "pw-unused" not in result.output

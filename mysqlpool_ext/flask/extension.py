@@ -1,4 +1,4 @@
-"""Flask integration: ``MySQLPool(app)`` gives every request one pooled connection.
+"""The Flask extension: ``MySQLPool(app)`` gives every request one pooled connection.
 
     from flask import Flask
     from mysqlpool_ext import current_pool
@@ -35,36 +35,22 @@ How it fits together (Flask-SQLAlchemy's shape, the core's request scope):
 from __future__ import annotations
 
 import atexit
-import difflib
-import json
-import os
-import re
 import threading
-import time
-import urllib.request
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import click
 from flask import Flask, current_app, g, has_app_context, jsonify
-from flask.cli import AppGroup
 
-from . import registry
-from .config import (
-    CONNECT_PARAMS,
-    POOL_OPTION_NAMES,
-    build_options,
-    convert_option,
-    parse_url,
-    url_from_env,
-)
-from .errors import ConfigError, PoolError
-from .pool import ConnectionPool
-from .scope import (
+from .. import registry
+from ..config import url_from_env
+from ..diagnostics import stats_payload
+from ..errors import ConfigError, PoolError
+from ..pool import ConnectionPool
+from ..scope import (
     RequestScope,
     current_pool,
     current_scope,
@@ -72,49 +58,35 @@ from .scope import (
     reset_scope,
     set_scope,
 )
+from .config import (
+    DEFAULT_LABEL,
+    SHOWN_KEYS,
+    bind_layers,
+    build_pool,
+    check_option_name,
+    default_layers,
+    stats_endpoint,
+    unknown_keys,
+)
 
 if TYPE_CHECKING:
     import contextvars
 
     from flask.wrappers import Response
 
-    from .scope import _CurrentPool
-
-__all__ = ["EXTENSION_KEY", "FlaskContextError", "MySQLPool"]
+__all__ = ["EXTENSION_KEY", "FlaskContextError", "MySQLPool", "app_pools"]
 
 #: Where the per-app state lives: ``app.extensions["mysqlpool"]``.
 EXTENSION_KEY = "mysqlpool"
-PREFIX = "MYSQLPOOL_"
-DEFAULT_LABEL = "default"
-
-#: Every option the core accepts, by config key: ``MYSQLPOOL_SIZE`` -> ``size``.
-#: Read from the core's own lists so a new pool or PyMySQL option is a new config key for free.
-OPTION_KEYS: dict[str, str] = {
-    PREFIX + name.upper(): name for name in sorted(POOL_OPTION_NAMES | CONNECT_PARAMS)
-}
-#: Keys that are not pool options.
-SPECIAL_KEYS = ("MYSQLPOOL_URL", "MYSQLPOOL_BINDS", "MYSQLPOOL_STATS_ENDPOINT")
-#: Keys ``init_app`` always puts in ``app.config`` (with ``setdefault``), so that ``app.config``
-#: shows what can be set. The other ``OPTION_KEYS`` are read when present.
-SHOWN_KEYS = (
-    *SPECIAL_KEYS,
-    *(PREFIX + n.upper() for n in ("host", "port", "user", "password", "database", "unix_socket")),
-    *(PREFIX + n.upper() for n in sorted(POOL_OPTION_NAMES)),
-)
-#: PyMySQL's old spellings, stored under the modern name so that layers override each other.
-_ALIASES = {"db": "database", "passwd": "password"}
-#: The Flask layer's own defaults, below everything the user says. ``lazy``: building the app
-#: never waits for (or fails on) the server; the maintenance thread opens ``size`` connections in
-#: the background and ``flask mysqlpool check`` reports a server it cannot reach.
-FLASK_DEFAULTS: dict[str, Any] = {"lazy": True}
-
 _G_KEY = "_mysqlpool_scope"
-_OPTION_RE = re.compile(r"option '(\w+)'")
 
 
-class FlaskContextError(PoolError, RuntimeError):
+class FlaskContextError(RuntimeError):
     """``current_pool`` (or the extension) was used where no app's pool can be found: outside an
-    application context, or in an app that ``init_app`` was not called for."""
+    application context, or in an app that ``init_app`` was not called for.
+
+    A programming error, like Flask's own "working outside of application context"; so not a
+    ``pymysql.Error``, which an ``except pymysql.Error`` around the query would swallow."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,84 +310,6 @@ def _close_request_scope(exc: BaseException | None = None) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Config
-# --------------------------------------------------------------------------------------------
-
-
-def _suggest_key(key: str, known: Iterator[str] | list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _coerce(option: str, value: Any, where: str) -> Any:
-    """Strings from the environment or a ``.env`` file -> the option's type (``"4"`` -> 4)."""
-    if not isinstance(value, str) or option in ("password", "passwd"):
-        return value
-    try:
-        return convert_option(option, value, "")
-    except ConfigError:
-        raise ConfigError(f"{where}: invalid value {value!r} for option {option!r}") from None
-
-
-def _check_option_name(name: str, where: str) -> str:
-    """A pool/connect option name (any case, with or without the MYSQLPOOL_ prefix) -> canonical."""
-    option = name.lower()
-    if option.startswith(PREFIX.lower()):
-        option = option[len(PREFIX) :]
-    if option not in POOL_OPTION_NAMES and option not in CONNECT_PARAMS:
-        raise ConfigError(
-            f"{where}: unknown option {name!r}"
-            + _suggest_key(option, sorted(POOL_OPTION_NAMES | CONNECT_PARAMS))
-        )
-    return _ALIASES.get(option, option)
-
-
-def _url_params(url: Any, where: str) -> dict[str, Any]:
-    if not isinstance(url, str) or not url:
-        raise ConfigError(f"{where} must be a non-empty 'mysql://user:password@host:3306/db' URL")
-    try:
-        params = parse_url(url)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    return {_ALIASES.get(k, k): v for k, v in params.items()}
-
-
-def _build_pool(
-    label: str,
-    layers: list[tuple[str, dict[str, Any]]],
-    default_name: str,
-) -> ConnectionPool:
-    """Merge option layers (lowest first), validate naming the key that said it, build the pool.
-
-    Each layer is ``(source, options)``; ``source`` is how an error names it, e.g.
-    ``"MYSQLPOOL_SIZE"`` or ``"MYSQLPOOL_BINDS['reports']"``.
-    """
-    kwargs: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for source, options in layers:
-        for option, value in options.items():
-            kwargs[option] = value
-            sources[option] = source.format(key=PREFIX + option.upper(), option=option)
-    if not kwargs.get("host") and not kwargs.get("unix_socket"):
-        if label == DEFAULT_LABEL:
-            raise ConfigError(
-                "MYSQLPOOL_URL is not set (nor MYSQLPOOL_HOST / MYSQLPOOL_UNIX_SOCKET): set "
-                "app.config['MYSQLPOOL_URL'] = 'mysql://user:password@host:3306/database' "
-                "or export MYSQLPOOL_URL"
-            )
-        raise ConfigError(f"MYSQLPOOL_BINDS[{label!r}]: no URL and no host")
-    kwargs.setdefault("name", default_name)
-    sources.setdefault("name", "the pool name")
-    try:
-        build_options(kwargs)
-    except ConfigError as exc:
-        match = _OPTION_RE.search(str(exc))
-        where = sources.get(match.group(1), "MYSQLPOOL config") if match else "MYSQLPOOL config"
-        raise ConfigError(f"{where}: {exc}") from None
-    return ConnectionPool(**kwargs)
-
-
-# --------------------------------------------------------------------------------------------
 # The extension
 # --------------------------------------------------------------------------------------------
 
@@ -434,7 +328,7 @@ class MySQLPool:
             if name == "url":
                 self._defaults["url"] = value
             else:
-                self._defaults[_check_option_name(name, "MySQLPool()")] = value
+                self._defaults[check_option_name(name, "MySQLPool()")] = value
         if app is not None:
             self.init_app(app)
 
@@ -451,25 +345,21 @@ class MySQLPool:
         config.setdefault("MYSQLPOOL_URL", env_url)
         for key in SHOWN_KEYS:
             config.setdefault(key, None)
-        for key in config:
-            if key.startswith(PREFIX) and key not in OPTION_KEYS and key not in SPECIAL_KEYS:
-                raise ConfigError(
-                    f"unknown config key {key!r}" + _suggest_key(key, [*OPTION_KEYS, *SPECIAL_KEYS])
-                )
+        unknown_keys(config)
 
         state = _AppState(ext=self, app_name=app.name, pool=None)
-        state.stats_endpoint = self._stats_endpoint(config.get("MYSQLPOOL_STATS_ENDPOINT"))
+        state.stats_endpoint = stats_endpoint(config.get("MYSQLPOOL_STATS_ENDPOINT"))
         pools: list[ConnectionPool] = []
         try:
-            default_layers = self._default_layers(config, env_url)
+            layers = default_layers(self._defaults, config, env_url)
             binds = config.get("MYSQLPOOL_BINDS") or {}
             if not isinstance(binds, Mapping):
                 raise ConfigError(
                     "MYSQLPOOL_BINDS must be a dict of name -> URL or name -> dict of options"
                 )
-            has_default = any("host" in opts or "unix_socket" in opts for _, opts in default_layers)
+            has_default = any("host" in opts or "unix_socket" in opts for _, opts in layers)
             if has_default or not binds:
-                state.pool = _build_pool(DEFAULT_LABEL, default_layers, app.name)
+                state.pool = build_pool(DEFAULT_LABEL, layers, app.name)
                 pools.append(state.pool)
             for bind, spec in binds.items():
                 if not isinstance(bind, str) or not bind or bind == DEFAULT_LABEL:
@@ -477,7 +367,8 @@ class MySQLPool:
                         f"MYSQLPOOL_BINDS: invalid bind name {bind!r} (a non-empty string; "
                         f"{DEFAULT_LABEL!r} is the main pool's name)"
                     )
-                pool = _build_pool(bind, self._bind_layers(bind, spec), f"{app.name}.{bind}")
+                spec_layers = bind_layers(self._defaults, bind, spec)
+                pool = build_pool(bind, spec_layers, f"{app.name}.{bind}")
                 state.binds[bind] = pool
                 pools.append(pool)
         except BaseException:
@@ -498,79 +389,11 @@ class MySQLPool:
             app.after_request_funcs.setdefault(None, []).insert(0, _defer_for_streaming)
             app.teardown_request(_close_request_scope)
             app.teardown_appcontext(_close_request_scope)
-            app.cli.add_command(mysqlpool_cli)
+            app.cli.add_command(LazyCLI())
             if state.stats_endpoint:
                 app.add_url_rule(
                     state.stats_endpoint, endpoint="mysqlpool_stats", view_func=_stats_view
                 )
-
-    def _default_layers(
-        self, config: Mapping[str, Any], env_url: str | None
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """Lowest first: Flask defaults, ``MySQLPool(...)`` defaults, a URL, ``MYSQLPOOL_*`` keys.
-
-        Only one URL is used: ``MYSQLPOOL_URL`` (config, else the environment), else
-        ``MySQLPool(url=...)``. Mixing two URLs' hosts and users would be a puzzle, not a feature.
-        """
-        defaults = dict(self._defaults)
-        default_url = defaults.pop("url", None)
-        layers: list[tuple[str, dict[str, Any]]] = [
-            ("the Flask default for {option!r}", dict(FLASK_DEFAULTS)),
-            ("MySQLPool({option}=...)", defaults),
-        ]
-        url = config.get("MYSQLPOOL_URL")
-        if url is not None:
-            where = "MYSQLPOOL_URL"
-            if url == env_url:
-                where += " (from the environment)"
-            layers.append((where, _url_params(url, where)))
-        elif default_url is not None:
-            layers.append(("MySQLPool(url=...)", _url_params(default_url, "MySQLPool(url=...)")))
-        explicit: dict[str, Any] = {}
-        for key, option in OPTION_KEYS.items():
-            value = config.get(key)
-            if value is not None:
-                explicit[_ALIASES.get(option, option)] = _coerce(option, value, key)
-        layers.append(("{key}", explicit))
-        return layers
-
-    def _bind_layers(self, bind: str, spec: Any) -> list[tuple[str, dict[str, Any]]]:
-        where = f"MYSQLPOOL_BINDS[{bind!r}]"
-        defaults = {k: v for k, v in self._defaults.items() if k != "url"}
-        layers: list[tuple[str, dict[str, Any]]] = [
-            ("the Flask default for {option!r}", dict(FLASK_DEFAULTS)),
-            ("MySQLPool({option}=...)", defaults),
-        ]
-        if isinstance(spec, str):
-            layers.append((where, _url_params(spec, where)))
-            return layers
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"{where} must be a URL or a dict of options")
-        options: dict[str, Any] = {}
-        url = None
-        for name, value in spec.items():
-            if not isinstance(name, str):
-                raise ConfigError(f"{where}: option names must be strings, got {name!r}")
-            if name.lower() in ("url", "mysqlpool_url"):
-                url = value
-                continue
-            option = _check_option_name(name, where)
-            options[option] = _coerce(option, value, f"{where}[{name!r}]")
-        if url is not None:
-            layers.append((f"{where}['url']", _url_params(url, f"{where}['url']")))
-        layers.append((f"{where}[{{option!r}}]", options))
-        return layers
-
-    @staticmethod
-    def _stats_endpoint(value: Any) -> str | None:
-        if value in (None, False, ""):
-            return None
-        if not isinstance(value, str) or not value.startswith("/"):
-            raise ConfigError(
-                "MYSQLPOOL_STATS_ENDPOINT must be a path such as '/_mysqlpool/stats', "
-                f"got {value!r}"
-            )
-        return value
 
     # -- access ---------------------------------------------------------------------------------
     def get_pool(self, bind: str | None = None, app: Flask | None = None) -> ConnectionPool:
@@ -602,196 +425,51 @@ class MySQLPool:
         state.close(timeout)
 
     # -- the request-scoped API, for users who call the extension object ``pool`` or ``db`` --
-    def using(self, name: str) -> _CurrentPool:
-        """``current_pool.using(name)``."""
-        return current_pool.using(name)
-
-    def execute_query(
-        self,
-        query: str,
-        args: Any = (),
-        dictcursor: bool = False,
-        return_one: bool = False,
-        exec_many: bool = False,
-    ) -> Any:
-        """``current_pool.execute_query``: on the request's connection inside a request."""
-        return current_pool.execute_query(query, args, dictcursor, return_one, exec_many)
-
-    async def aexecute_query(
-        self,
-        query: str,
-        args: Any = (),
-        dictcursor: bool = False,
-        return_one: bool = False,
-        exec_many: bool = False,
-    ) -> Any:
-        """``current_pool.aexecute_query``."""
-        return await current_pool.aexecute_query(query, args, dictcursor, return_one, exec_many)
-
-    def connection(self, timeout: float | None = None) -> Any:
-        """``current_pool.connection()``."""
-        return current_pool.connection(timeout)
-
-    def transaction(self, timeout: float | None = None) -> Any:
-        """``current_pool.transaction()``: COMMIT on success, ROLLBACK on error."""
-        return current_pool.transaction(timeout)
-
-    def atransaction(self, timeout: float | None = None) -> Any:
-        """``current_pool.atransaction()``."""
-        return current_pool.atransaction(timeout)
+    # ``current_pool``'s own bound methods (one definition of each signature, not a copy): they
+    # find the current app's pool, and inside a request its connection, at call time.
+    using = staticmethod(current_pool.using)
+    execute_query = staticmethod(current_pool.execute_query)
+    aexecute_query = staticmethod(current_pool.aexecute_query)
+    connection = staticmethod(current_pool.connection)
+    transaction = staticmethod(current_pool.transaction)
+    atransaction = staticmethod(current_pool.atransaction)
 
     def __repr__(self) -> str:
         return f"<mysqlpool_ext.flask.MySQLPool defaults={sorted(self._defaults)}>"
 
 
 # --------------------------------------------------------------------------------------------
-# Stats endpoint (opt-in) and CLI
+# Stats endpoint (opt-in) and the lazily loaded CLI
 # --------------------------------------------------------------------------------------------
 
 
-def _counts(stats: Mapping[str, Any]) -> dict[str, Any]:
-    """Numbers only: the endpoint may be reachable by more people than the config is."""
-    return {
-        k: v for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, str)
-    }
-
-
-def _stats_payload(state: _AppState) -> dict[str, Any]:
-    return {
-        "pid": os.getpid(),
-        "pools": {label: _counts(pool.stats()) for label, pool in state.all_pools().items()},
-    }
+def app_pools(app: Flask) -> dict[str, ConnectionPool]:
+    """Label -> pool for ``app`` (``"default"`` first, then the binds); for the CLI and tools."""
+    return _get_state(app).all_pools()
 
 
 def _stats_view() -> Response:
     """``MYSQLPOOL_STATS_ENDPOINT``: this worker process's pool counters as JSON."""
-    return jsonify(_stats_payload(_get_state(current_app)))
+    return jsonify(stats_payload(app_pools(current_app)))
 
 
-mysqlpool_cli = AppGroup("mysqlpool", help="Check and inspect the app's MySQL connection pools.")
+class LazyCLI(click.Group):
+    """``flask mysqlpool``: listed by ``flask --help`` from this stub, while :mod:`.cli` (and the
+    diagnostics behind it) is imported only when the command actually runs — a web worker never
+    loads it. Flask-SQLAlchemy keeps its optional features out of the import path the same way.
+    """
 
+    def __init__(self) -> None:
+        super().__init__("mysqlpool", help="Check and inspect the app's MySQL connection pools.")
 
-def _line(level: str, text: str) -> None:
-    colours = {"ok": "green", "info": "blue", "warn": "yellow", "FAIL": "red"}
-    click.echo(f"  {click.style(level.ljust(4), fg=colours.get(level))}  {text}")
+    @staticmethod
+    def _group() -> click.Group:
+        from .cli import mysqlpool_cli
 
+        return mysqlpool_cli
 
-def _is_loopback(host: str | None, unix_socket: str | None) -> bool:
-    return (
-        bool(unix_socket)
-        or (host or "localhost") in ("localhost", "::1")
-        or ((host or "").startswith("127."))
-    )
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._group().list_commands(ctx)
 
-
-def _check_pool(label: str, pool: ConnectionPool, timeout: float) -> bool:
-    """Connect through the pool and compare the server's limits with the pool's settings."""
-    click.echo(f"[{label}] pool {pool.name!r} -> {pool.server_address}")
-    started = time.perf_counter()
-    try:
-        with pool.connection(timeout=timeout) as conn:
-            borrowed = (time.perf_counter() - started) * 1000
-            started = time.perf_counter()
-            conn.execute_query("SELECT 1")
-            round_trip = (time.perf_counter() - started) * 1000
-            version, wait_timeout, max_conns, max_user_conns = conn.execute_query(
-                "SELECT VERSION(), @@wait_timeout, @@max_connections, @@max_user_connections",
-                return_one=True,
-            )
-            ssl_rows = dict(
-                conn.execute_query(
-                    "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')"
-                )
-            )
-            connected = conn.execute_query(
-                "SHOW GLOBAL STATUS LIKE 'Threads_connected'", return_one=True
-            )
-    except Exception as exc:  # noqa: BLE001 - reported, and the command exits non-zero
-        _line("FAIL", f"cannot get a connection: {exc}")
-        return False
-    _line(
-        "ok",
-        f"server {version}; connection in {borrowed:.1f} ms, SELECT 1 in {round_trip:.2f} ms",
-    )
-
-    kw = pool.options.connect_kwargs
-    cipher = ssl_rows.get("Ssl_cipher") or ""
-    if cipher:
-        _line("ok", f"TLS: {ssl_rows.get('Ssl_version') or '?'} ({cipher})")
-    elif _is_loopback(kw.get("host"), kw.get("unix_socket")):
-        _line("info", "TLS: not encrypted (the server is on this machine)")
-    else:
-        _line("warn", "TLS: not encrypted, and the server is not on this machine")
-
-    lifetime = pool.options.max_lifetime
-    wait_timeout = int(wait_timeout)
-    if lifetime is None:
-        _line(
-            "warn",
-            f"max_lifetime is None: the server closes connections idle for wait_timeout="
-            f"{wait_timeout} s; set MYSQLPOOL_MAX_LIFETIME below it",
-        )
-    elif lifetime >= wait_timeout:
-        _line(
-            "warn",
-            f"max_lifetime={lifetime:g} s >= the server's wait_timeout={wait_timeout} s: idle "
-            "connections will be closed by the server first; lower MYSQLPOOL_MAX_LIFETIME",
-        )
-    else:
-        _line("ok", f"max_lifetime={lifetime:g} s < wait_timeout={wait_timeout} s")
-
-    max_conns = int(max_conns)
-    in_use_now = int(connected[1]) if connected else 0
-    headroom = max_conns - in_use_now
-    per_process = pool.max_size
-    processes = headroom // per_process if per_process else 0
-    text = (
-        f"max_connections={max_conns}, {in_use_now} connected now, headroom {headroom}: "
-        f"room for {processes} more processes at max_size={per_process}"
-    )
-    if int(max_user_conns):
-        text += f" (max_user_connections={int(max_user_conns)})"
-    _line("ok" if processes >= 2 else "warn", text)
-    return True
-
-
-@mysqlpool_cli.command("check")
-@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for a connection.")
-def check_command(timeout: float) -> None:
-    """Connect with each pool; compare server limits (wait_timeout, max_connections) with the
-    pool settings. Exits 1 if a pool cannot connect."""
-    state = _get_state(current_app)
-    results = [_check_pool(label, p, timeout) for label, p in state.all_pools().items()]
-    if not all(results):
-        raise SystemExit(1)
-
-
-@mysqlpool_cli.command("stats")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option(
-    "--from",
-    "from_url",
-    default=None,
-    help="Read the stats of a running server from its MYSQLPOOL_STATS_ENDPOINT URL "
-    "(e.g. http://127.0.0.1:8000/_mysqlpool/stats) instead of this process's pools.",
-)
-def stats_command(as_json: bool, from_url: str | None) -> None:
-    """Print the pools' counters: this process's, or a running server's (``--from``)."""
-    if from_url:
-        if urlsplit(from_url).scheme not in ("http", "https"):
-            raise click.BadParameter("must be an http:// or https:// URL", param_hint="--from")
-        with urllib.request.urlopen(from_url, timeout=10) as resp:
-            payload = json.load(resp)
-    else:
-        payload = _stats_payload(_get_state(current_app))
-    if as_json:
-        click.echo(json.dumps(payload, indent=2, sort_keys=True))
-        return
-    click.echo(f"process {payload.get('pid')}")
-    for label, counts in payload.get("pools", {}).items():
-        click.echo(f"[{label}]")
-        for key in sorted(counts):
-            click.echo(f"  {key:<24} {counts[key]}")
-
-
-__all__ += ["mysqlpool_cli"]
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._group().get_command(ctx, cmd_name)
