@@ -301,7 +301,8 @@ class PoolCore:
         self.generation += 1
         self.outage: BaseException | None = None
         self.outage_attempts = 0
-        self.check_failures = 0  # consecutive failed liveness checks
+        self.check_failures = 0  # failed liveness checks of replacements, in a row
+        self.last_check_failure = 0.0
         self.drained = threading.Condition(self.lock)
         self.wait_samples: collections.deque[float] = collections.deque(maxlen=2048)
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
@@ -444,7 +445,11 @@ class PoolCore:
                     last_check_error = exc
                     with self.lock:
                         self.counters["checks_failed"] += 1
-                        self.check_failures += 1
+                        # Only a replacement opened after the last failure that fails too counts:
+                        # old connections found dead after a restart are replaced at once.
+                        if slot.created > self.last_check_failure:
+                            self.check_failures += 1
+                        self.last_check_failure = _monotonic()
                     self.discard(slot, f"failed liveness check ({describe(exc)})")
                     if _monotonic() >= deadline:
                         err = self.timeout_error(start, timeout)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -43,6 +44,17 @@ Resolver = Callable[[str | None], "ConnectionPool | None"]
 _resolvers: list[Resolver] = []
 _fallbacks: set[Resolver] = set()
 _resolvers_lock = threading.Lock()
+
+
+def _reinit_after_fork() -> None:
+    # A thread of the parent may have held the lock at fork time: the child gets a new one.
+    global _resolvers_lock
+    _resolvers_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
+
 _scope_var: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
     "mysqlpool_ext_scope", default=None
 )

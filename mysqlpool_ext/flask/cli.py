@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from ..diagnostics import (
@@ -21,7 +21,22 @@ from ..diagnostics import (
     stats_payload,
     stats_title,
 )
-from .extension import app_pools
+from ..pool import ConnectionPool
+from .config import EXTENSION_KEY
+
+
+def app_pools(app: Flask) -> dict[str, ConnectionPool]:
+    """The app's pools, from the state the extension keeps in ``app.extensions`` (this module is
+    imported by the extension, lazily, so it does not import the extension back)."""
+    state = app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        raise click.UsageError(
+            f"the MySQLPool extension is not registered on app {app.name!r}: "
+            "did you forget to call ext.init_app(app)?"
+        )
+    pools: dict[str, ConnectionPool] = state.all_pools()
+    return pools
+
 
 __all__ = ["mysqlpool_cli"]
 

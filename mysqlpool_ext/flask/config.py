@@ -20,6 +20,9 @@ from ..config import CONNECT_PARAMS, POOL_OPTION_NAMES, build_options, convert_o
 from ..errors import ConfigError
 from ..pool import ConnectionPool
 
+#: The key of the extension's per-app state in ``app.extensions``.
+EXTENSION_KEY = "mysqlpool"
+
 __all__ = [
     "DEFAULT_LABEL",
     "FLASK_DEFAULTS",

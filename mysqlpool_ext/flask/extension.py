@@ -35,6 +35,7 @@ How it fits together (Flask-SQLAlchemy's shape, the core's request scope):
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
@@ -60,6 +61,7 @@ from ..scope import (
 )
 from .config import (
     DEFAULT_LABEL,
+    EXTENSION_KEY,
     SHOWN_KEYS,
     bind_layers,
     build_pool,
@@ -77,7 +79,6 @@ if TYPE_CHECKING:
 __all__ = ["EXTENSION_KEY", "FlaskContextError", "MySQLPool", "app_pools"]
 
 #: Where the per-app state lives: ``app.extensions["mysqlpool"]``.
-EXTENSION_KEY = "mysqlpool"
 _G_KEY = "_mysqlpool_scope"
 
 
@@ -139,6 +140,16 @@ _flask_pools: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
 _states: weakref.WeakSet[_AppState] = weakref.WeakSet()
 _atexit_lock = threading.Lock()
 _atexit_registered = False
+
+
+def _reinit_after_fork() -> None:
+    # A thread of the parent may have held the lock at fork time: the child gets a new one.
+    global _atexit_lock
+    _atexit_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
 
 
 def _close_all_at_exit() -> None:
