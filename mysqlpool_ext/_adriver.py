@@ -32,6 +32,7 @@ from ._core import (
     Verdict,
     Wait,
 )
+from ._protocol import Statement
 from ._wire_async import (
     aio_command,
     aio_init_db,
@@ -278,19 +279,11 @@ class AsyncBorrow:
             await agive_back(self.core, conn, exc, True)
 
 
-async def aexecute_query(
-    core: PoolCore,
-    timeout: float,
-    query: str,
-    args: Any,
-    dictcursor: bool,
-    return_one: bool,
-    exec_many: bool,
-) -> Any:
+async def aexecute_query(core: PoolCore, timeout: float, stmt: Statement) -> Any:
     """Borrow, run one statement, commit what is open, give back (``pool.aexecute_query``)."""
     conn = await agetconn(core, timeout)
     try:
-        result = await aio_run_query(conn, query, args, dictcursor, return_one, exec_many)
+        result = await aio_run_query(conn, stmt)
     except BaseException as exc:
         await agive_back(core, conn, exc, True)
         raise

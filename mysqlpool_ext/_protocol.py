@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pymysql
 import pymysql.cursors
@@ -67,25 +67,72 @@ class RowCount(int):
         return self
 
 
-def run_query(
-    conn: pymysql.connections.Connection,
-    query: str,
-    args: Any,
-    dictcursor: bool,
-    return_one: bool,
-    exec_many: bool,
-) -> Any:
-    """The body of ``execute_query``, shared by the connection and the pool."""
-    cur = conn.cursor(pymysql.cursors.DictCursor if dictcursor else None)
+class Statement(NamedTuple):
+    """One call of the seed's ``execute_query``: what to run and what to give back."""
+
+    query: str
+    args: Any = ()
+    dictcursor: bool = False
+    return_one: bool = False
+    exec_many: bool = False
+
+
+class StatementMethods:
+    """``execute_query`` and its async twin, written once for every object that runs a
+    statement on a connection it holds or finds (a :class:`Connection`, ``current_pool``).
+    Subclasses say how, in :meth:`_run_statement` and :meth:`_arun_statement`."""
+
+    def execute_query(
+        self,
+        query: str,
+        args: Any = (),
+        dictcursor: bool = False,
+        return_one: bool = False,
+        exec_many: bool = False,
+    ) -> Any:
+        """Run one statement and return its rows.
+
+        - a SELECT returns all rows (tuples, or dicts with ``dictcursor=True``); ``return_one=True``
+          returns the first row or ``None``;
+        - a statement with no result set (INSERT, UPDATE, DELETE, DDL) returns a :class:`RowCount`:
+          the number of affected rows, with ``.lastrowid`` for INSERTs;
+        - ``exec_many=True`` runs ``executemany(query, args)`` for a sequence of parameter tuples.
+
+        On a connection it does not commit: inside ``with conn:`` or ``pool.transaction()`` the
+        block commits; otherwise call ``conn.commit()`` or use ``autocommit=True``.
+        """
+        return self._run_statement(Statement(query, args, dictcursor, return_one, exec_many))
+
+    async def aexecute_query(
+        self,
+        query: str,
+        args: Any = (),
+        dictcursor: bool = False,
+        return_one: bool = False,
+        exec_many: bool = False,
+    ) -> Any:
+        """:meth:`execute_query` for asyncio: the event loop is never blocked while it runs."""
+        return await self._arun_statement(Statement(query, args, dictcursor, return_one, exec_many))
+
+    def _run_statement(self, stmt: Statement) -> Any:
+        raise NotImplementedError
+
+    async def _arun_statement(self, stmt: Statement) -> Any:
+        raise NotImplementedError
+
+
+def run_query(conn: pymysql.connections.Connection, stmt: Statement) -> Any:
+    """The body of ``execute_query`` on the blocking face."""
+    cur = conn.cursor(pymysql.cursors.DictCursor if stmt.dictcursor else None)
     try:
-        if exec_many:
-            cur.executemany(query, args)
+        if stmt.exec_many:
+            cur.executemany(stmt.query, stmt.args)
         else:
-            cur.execute(query, args if args != () else None)
+            cur.execute(stmt.query, stmt.args if stmt.args != () else None)
         if cur.description is None:
             # executemany() with no rows executes nothing: the cursor has no lastrowid then.
             return RowCount(cur.rowcount, getattr(cur, "lastrowid", None) or 0)
-        return cur.fetchone() if return_one else cur.fetchall()
+        return cur.fetchone() if stmt.return_one else cur.fetchall()
     finally:
         cur.close()
 

@@ -45,6 +45,7 @@ from pymysql.err import InterfaceError, NotSupportedError, OperationalError
 
 from ._protocol import (
     RowCount,
+    Statement,
     after_reset,
     closed_error,
     note_command,
@@ -100,19 +101,11 @@ class _Recorder(pymysql.cursors.Cursor):
         return 0
 
 
-async def aio_run_query(
-    conn: Connection,
-    query: str,
-    args: Any,
-    dictcursor: bool,
-    return_one: bool,
-    exec_many: bool,
-) -> Any:
+async def aio_run_query(conn: Connection, stmt: Statement) -> Any:
     """``conn.aexecute_query``: what ``run_query`` does, over async I/O (same results)."""
     if isinstance(conn._sock, ssl.SSLSocket):
-        return await in_thread(
-            conn, run_query, conn, query, args, dictcursor, return_one, exec_many
-        )
+        return await in_thread(conn, run_query, conn, stmt)
+    query, args, dictcursor, return_one, exec_many = stmt
     if not exec_many and (dictcursor or conn.cursorclass is _PlainCursor):
         return await _run_simple(conn, query, args, dictcursor, return_one)
     if dictcursor:

@@ -43,6 +43,8 @@ from ._protocol import (
     SESSION_CHANGED,
     RowCount,
     SessionState,
+    Statement,
+    StatementMethods,
     block_end_action,
     closed_error,
     note_command,
@@ -96,7 +98,7 @@ class _TrackedResult(MySQLResult):
         return True
 
 
-class Connection(pymysql.connections.Connection):
+class Connection(StatementMethods, pymysql.connections.Connection):
     """A PyMySQL connection; when borrowed from a pool, ``close()`` and ``with`` give it back."""
 
     # Class-level defaults, read through the instance when the shared dict has no entry: the hot
@@ -139,40 +141,14 @@ class Connection(pymysql.connections.Connection):
         def _send_autocommit_mode(self) -> None: ...
         def _write_bytes(self, data: bytes) -> None: ...
 
-    # -- seed API -------------------------------------------------------------------------------
-    def execute_query(
-        self,
-        query: str,
-        args: Any = (),
-        dictcursor: bool = False,
-        return_one: bool = False,
-        exec_many: bool = False,
-    ) -> Any:
-        """Run one statement and return its rows.
+    # -- seed API: execute_query / aexecute_query come from StatementMethods -------------------
+    def _run_statement(self, stmt: Statement) -> Any:
+        return run_query(self, stmt)
 
-        - a SELECT returns all rows (tuples, or dicts with ``dictcursor=True``); ``return_one=True``
-          returns the first row or ``None``;
-        - a statement with no result set (INSERT, UPDATE, DELETE, DDL) returns a :class:`RowCount`:
-          the number of affected rows, with ``.lastrowid`` for INSERTs;
-        - ``exec_many=True`` runs ``executemany(query, args)`` for a sequence of parameter tuples.
-
-        It does not commit: inside ``with conn:`` or ``pool.transaction()`` the block commits;
-        otherwise call ``conn.commit()`` or use ``autocommit=True``.
-        """
-        return run_query(self, query, args, dictcursor, return_one, exec_many)
-
-    async def aexecute_query(
-        self,
-        query: str,
-        args: Any = (),
-        dictcursor: bool = False,
-        return_one: bool = False,
-        exec_many: bool = False,
-    ) -> Any:
-        """:meth:`execute_query` for asyncio: the event loop is never blocked while it runs."""
+    async def _arun_statement(self, stmt: Statement) -> Any:
         from ._wire_async import aio_run_query
 
-        return await aio_run_query(self, query, args, dictcursor, return_one, exec_many)
+        return await aio_run_query(self, stmt)
 
     def reset_connection(self) -> None:
         """Send COM_RESET_CONNECTION, then re-apply the state this connection was opened with

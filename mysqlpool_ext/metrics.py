@@ -16,32 +16,17 @@ Then serve them the usual way (``prometheus_client.start_http_server`` or ``make
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
-if TYPE_CHECKING:
-    from .pool import ConnectionPool
+from .pool import ConnectionPool
 
 __all__ = ["COUNTER_KEYS", "PoolCollector", "register"]
 
 #: Stats keys that only ever grow while a pool lives: exported as counters.
-COUNTER_KEYS = frozenset(
-    {
-        "requests_num",
-        "requests_queued",
-        "requests_wait_ms",
-        "requests_errors",
-        "connections_num",
-        "connections_errors",
-        "connections_lost",
-        "connections_recycled",
-        "returns_rolled_back",
-        "checks_failed",
-        "leaks",
-    }
-)
+COUNTER_KEYS = frozenset(ConnectionPool.COUNTER_NAMES)
 
 _HELP = {
     "requests_num": "Connections lent to borrowers",
@@ -52,6 +37,7 @@ _HELP = {
     "connections_errors": "Failed attempts to open a server connection",
     "connections_lost": "Connections discarded because they broke",
     "connections_recycled": "Connections closed for max_lifetime or max_idle",
+    "returns_reset": "Connections whose session was reset on return (COM_RESET_CONNECTION)",
     "returns_rolled_back": "Connections given back with an open transaction (rolled back)",
     "checks_failed": "Liveness checks that failed",
     "leaks": "Connections garbage-collected without being given back",

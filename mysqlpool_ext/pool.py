@@ -28,6 +28,7 @@ from pymysql.err import MySQLError, OperationalError
 
 from . import registry
 from ._core import (
+    COUNTER_NAMES,
     Check,
     Open,
     PoolCore,
@@ -43,7 +44,7 @@ from ._core import (
     is_transient,
     thread_id,
 )
-from ._protocol import COM_INIT_DB, COM_QUERY, reset_session, run_query
+from ._protocol import COM_INIT_DB, COM_QUERY, Statement, reset_session, run_query
 from .config import PoolOptions, build_options, parse_url, redact_url, url_from_env
 from .connection import Connection, ReturnedConnection, _RawConnection
 from .errors import ConfigError, GetConnectionFromPoolError
@@ -201,6 +202,9 @@ class ConnectionPool:
     connections (each statement commits unless you use :meth:`transaction` or ``BEGIN``).
     """
 
+    #: The keys of :meth:`stats` that only ever grow while the pool lives (counters).
+    COUNTER_NAMES: tuple[str, ...] = COUNTER_NAMES
+
     def __init__(self, /, size: int = 5, **kwargs: Any) -> None:
         opts = build_options({"size": size, **kwargs})
         for key, why in _UNSUPPORTED.items():
@@ -334,7 +338,7 @@ class ConnectionPool:
         """Borrow, run one statement (see :meth:`Connection.execute_query`), commit, give back."""
         conn = self._getconn(timeout)
         try:
-            result = run_query(conn, query, args, dictcursor, return_one, exec_many)
+            result = run_query(conn, Statement(query, args, dictcursor, return_one, exec_many))
         except BaseException as exc:
             self._give_back(conn, exc, True)
             raise
@@ -388,11 +392,7 @@ class ConnectionPool:
         return await aexecute_query(
             self._core,
             self._timeout if timeout is None else check_timeout(timeout),
-            query,
-            args,
-            dictcursor,
-            return_one,
-            exec_many,
+            Statement(query, args, dictcursor, return_one, exec_many),
         )
 
     async def aclose(self, timeout: float = 0.0) -> None:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ._protocol import COM_QUERY, block_end_action, run_query
+from ._protocol import COM_QUERY, Statement, StatementMethods, block_end_action, run_query
 from .connection import Connection, ReturnedConnection
 from .errors import PoolError
 from .registry import get_default_pool, get_pool
@@ -199,7 +199,7 @@ def reset_scope(token: contextvars.Token[RequestScope | None]) -> None:
     _scope_var.reset(token)
 
 
-class _CurrentPool:
+class _CurrentPool(StatementMethods):
     """Proxy to the pool of the current context, request-scope aware.
 
     Inside a request scope, ``execute_query`` / ``connection`` / ``transaction`` use the request's
@@ -236,36 +236,21 @@ class _CurrentPool:
             return False
         return True
 
-    def execute_query(
-        self,
-        query: str,
-        args: Any = (),
-        dictcursor: bool = False,
-        return_one: bool = False,
-        exec_many: bool = False,
-    ) -> Any:
+    def _run_statement(self, stmt: Statement) -> Any:
         pool = self._get_current_object()
         scope = _scope_var.get()
         if scope is None:
-            return pool.execute_query(query, args, dictcursor, return_one, exec_many)
-        conn = scope.connection_for(pool)
-        return run_query(conn, query, args, dictcursor, return_one, exec_many)
+            return pool.execute_query(*stmt)
+        return run_query(scope.connection_for(pool), stmt)
 
-    async def aexecute_query(
-        self,
-        query: str,
-        args: Any = (),
-        dictcursor: bool = False,
-        return_one: bool = False,
-        exec_many: bool = False,
-    ) -> Any:
+    async def _arun_statement(self, stmt: Statement) -> Any:
         pool = self._get_current_object()
         scope = _scope_var.get()
         if scope is None:
-            return await pool.aexecute_query(query, args, dictcursor, return_one, exec_many)
+            return await pool.aexecute_query(*stmt)
         async with scope.alock_for(pool):
             conn = await scope.aconnection_for(pool)
-            return await conn.aexecute_query(query, args, dictcursor, return_one, exec_many)
+            return await conn.aexecute_query(*stmt)
 
     def connection(self, timeout: float | None = None) -> Any:
         pool = self._get_current_object()
