@@ -9,7 +9,7 @@ the fix reports XPASS(strict) as a failure, which is the signal to drop the mark
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pymysql
@@ -28,7 +28,7 @@ def face(request: pytest.FixtureRequest) -> Face:
 
 
 @pytest.fixture
-async def make_pool(db_kwargs: dict[str, Any]) -> AsyncIterator[MakePool]:
+def make_pool(db_kwargs: dict[str, Any]) -> Iterator[MakePool]:
     """``make_pool(**options)``: a pool on the shared server, closed after the test (also when
     the test closed it already: closing twice is a no-op)."""
     made: list[ConnectionPool] = []
@@ -92,3 +92,25 @@ def own_user(mysql_server: Any, admin: pymysql.connections.Connection) -> Iterat
                 pass  # 1094: it ended on its own meanwhile
         for host in ("127.0.0.1", "localhost"):
             cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+
+
+@pytest.fixture
+def own_name(own_user: dict[str, Any]) -> str:
+    """The user name of ``own_user`` (tests take this, never the kwargs: a failing test's
+    report shows its arguments, and the kwargs hold the password)."""
+    return str(own_user["user"])
+
+
+@pytest.fixture
+def own_pool(own_user: dict[str, Any]) -> Iterator[MakePool]:
+    """``own_pool(**options)``: like ``make_pool``, on the test's own account."""
+    made: list[ConnectionPool] = []
+
+    def make(**options: Any) -> ConnectionPool:
+        pool = ConnectionPool(**{**own_user, **options})
+        made.append(pool)
+        return pool
+
+    yield make
+    for pool in made:
+        pool.close()
