@@ -22,6 +22,7 @@ import enum
 import logging
 import os
 import random
+import ssl
 import sys
 import threading
 import time
@@ -53,9 +54,14 @@ REFUSING_ERRORS = frozenset({1040, 1203, 1226})
 def is_transient(exc: BaseException) -> bool:
     """A connect error that retrying with backoff may fix."""
     if isinstance(exc, MySQLError):
+        original = getattr(exc, "original_exception", None)  # PyMySQL keeps what it wrapped
+        if isinstance(original, ssl.SSLCertVerificationError):
+            return False
         return bool(exc.args) and exc.args[0] in TRANSIENT_CONNECT_ERRORS
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return False  # a certificate or socket path that is not there: configuration
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return False  # the server's certificate is not what the options trust
     return isinstance(exc, (OSError, EOFError))
 
 
@@ -282,6 +288,9 @@ class PoolCore:
         self.closed = False
         self.generation = 0
         self.reset_unsupported = False
+        #: The maintenance thread keeps ``size`` open only once this process borrows (a lazy
+        #: pool before its first use; a parent after a fork until it borrows again).
+        self.refill_paused = False
         #: Set by the blocking face: how a lease's close() / ``with`` gives back, and how a
         #: procedure runs with blocking calls.
         self.sync_give_back: Callable[[Connection, BaseException | None, bool], None]
@@ -357,7 +366,9 @@ class PoolCore:
         expires = slot.expires
         if expires is not None and now >= expires:
             return Verdict.RETIRE
-        if slot.fresh:
+        if slot.fresh and self.check == "ping":
+            # Just opened for this borrow: the handshake proved it alive. (A callable check may
+            # judge more than liveness — a role, a lag — so it sees new connections too.)
             return Verdict.LEND
         if self.check is not None and (
             now - slot.last_used > self.check_window or slot.raw.has_pending_input()
@@ -377,6 +388,9 @@ class PoolCore:
         """The borrowing procedure: returns the slot to lend (see the module docstring).
 
         ``first``: what a face's own non-blocking attempt already took (its fast path)."""
+        if self.refill_paused:
+            self.refill_paused = False
+            self.wake_maintenance()
         start = _monotonic()
         deadline = start + timeout
         factory = make_waiter if timeout > 0 else None

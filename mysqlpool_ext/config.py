@@ -156,9 +156,9 @@ def _check_connect_kwargs(kw: dict[str, Any]) -> None:
             # Huge values overflow in socket.settimeout() at connect time: cap as connect_timeout.
             if kw[key] is not None and kw[key] > 31536000:
                 raise ConfigError(f"option {key!r} must be <= 31536000", option=key)
-    if kw.get("charset"):
-        if not isinstance(kw["charset"], str):
-            raise ConfigError("option 'charset' must be a string", option="charset")
+    if kw.get("charset") is not None:
+        if not isinstance(kw["charset"], str) or not kw["charset"]:
+            raise ConfigError("option 'charset' must be a character set name", option="charset")
         try:
             known = pymysql.charset.charset_by_name(kw["charset"])
         except KeyError:

@@ -314,7 +314,8 @@ class _RawConnection(Connection):
     def _create_ssl_ctx(self, sslp: Any) -> Any:
         cache: dict[Any, Any] = self.__dict__["_mp_ssl_cache"]
         if not isinstance(sslp, dict):
-            return super()._create_ssl_ctx(sslp)
+            with _SSL_BUILD_LOCK:  # not cached, but never built across a fork either
+                return super()._create_ssl_ctx(sslp)
         key = tuple(sorted((k, repr(v)) for k, v in sslp.items()))
         ctx = cache.get(key)
         if ctx is None:
@@ -487,10 +488,27 @@ def _raise_returned(conn: ReturnedConnection, what: str) -> NoReturn:
     raise ConnectionReturnedError(_returned_message(pool_name, what))
 
 
-def _reinit_after_fork() -> None:
+# A fork must never land while a thread builds an SSL context: OpenSSL's own locks would stay
+# held in the child, and the child's first connect would hang for ever (seen with gunicorn
+# --preload: the master's refill thread was building the context when it forked a worker).
+# Holding the build lock across the fork makes the fork wait for a build in progress (tens of
+# milliseconds at most); the child starts with a fresh lock.
+def _before_fork() -> None:
+    _SSL_BUILD_LOCK.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _SSL_BUILD_LOCK.release()
+
+
+def _after_fork_in_child() -> None:
     global _SSL_BUILD_LOCK
     _SSL_BUILD_LOCK = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )

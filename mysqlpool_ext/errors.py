@@ -14,6 +14,9 @@ never raises.
 
 from __future__ import annotations
 
+import sys
+
+import pymysql
 from pymysql.err import Error, InterfaceError, OperationalError
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "PoolError",
     "PoolTimeout",
     "TransactionLostError",
+    "restore_pymysql_modules",
 ]
 
 
@@ -71,3 +75,20 @@ class TransactionLostError(PoolError, OperationalError):
     transaction began; the server rolled it back. Raised so that a block which ends normally
     always means "committed".
     """
+
+
+def restore_pymysql_modules() -> None:
+    """Undo a side effect of ``pymysql.install_as_MySQLdb()``.
+
+    Once ``MySQLdb`` *is* the ``pymysql`` package, ``import MySQLdb.converters`` (Django's MySQL
+    backend does it) loads second copies of PyMySQL's submodules under ``MySQLdb.*`` and rebinds
+    the package attributes ``pymysql.err``, ``pymysql.converters``... to the copies. PyMySQL keeps
+    raising its original classes, so ``except pymysql.err.OperationalError`` stops matching
+    anything. Pointing the attributes back at the modules PyMySQL itself uses repairs that; the
+    ``MySQLdb.*`` copies are left alone for whoever imported them.
+    """
+    package = sys.modules.get("pymysql") or pymysql
+    for name in ("err", "constants", "converters", "times", "charset", "cursors", "connections"):
+        original = sys.modules.get(f"pymysql.{name}")
+        if original is not None and getattr(package, name, None) is not original:
+            setattr(package, name, original)

@@ -18,6 +18,7 @@ import itertools
 import logging
 import math
 import os
+import ssl
 import threading
 import time
 import weakref
@@ -47,7 +48,7 @@ from ._core import (
 from ._protocol import COM_INIT_DB, COM_QUERY, Statement, reset_session, run_query
 from .config import PoolOptions, build_options, parse_url, redact_url, url_from_env
 from .connection import Connection, ReturnedConnection, _RawConnection
-from .errors import ConfigError, GetConnectionFromPoolError
+from .errors import ConfigError, GetConnectionFromPoolError, restore_pymysql_modules
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -58,7 +59,7 @@ logger = logging.getLogger("mysqlpool_ext")
 
 _monotonic = time.monotonic
 #: After a fork, a parent that has not borrowed for this long closes its idle connections.
-_FORK_GRACE = 5.0
+_FORK_GRACE = 2.0
 _names = itertools.count(1)
 _all_pools: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
 
@@ -122,8 +123,11 @@ class _Connector:
         except MySQLError as exc:
             raise self.error(exc, _detail(exc)) from exc
         except Exception as exc:  # noqa: BLE001 - reworded, the cause kept
+            # 2003 (retried with backoff) for the network; a missing CA file, a bad certificate
+            # or any other local failure is permanent: 2026 (SSL) or 2000 (unknown error).
+            code = 2003 if is_transient(exc) else 2026 if _is_tls(exc) else 2000
             new = OperationalError(
-                2003, f"pool {self.name!r}: cannot connect to {self.where}: {describe(exc)}"
+                code, f"pool {self.name!r}: cannot connect to {self.where}: {describe(exc)}"
             )
             new.mp_detail = describe(exc)
             raise new from (exc if not isinstance(exc, UnicodeError) else None)
@@ -149,6 +153,10 @@ class _Connector:
     def drop(self, raw: Connection) -> None:
         # The parent's socket: close our file descriptor only, never send COM_QUIT on it.
         raw._force_close()
+
+
+def _is_tls(exc: BaseException) -> bool:
+    return isinstance(exc, (ssl.SSLError, FileNotFoundError, PermissionError, IsADirectoryError))
 
 
 def _detail(exc: MySQLError) -> str:
@@ -206,6 +214,7 @@ class ConnectionPool:
     COUNTER_NAMES: tuple[str, ...] = COUNTER_NAMES
 
     def __init__(self, /, size: int = 5, **kwargs: Any) -> None:
+        restore_pymysql_modules()  # a MySQLdb shim loaded since the import may have broken them
         opts = build_options({"size": size, **kwargs})
         for key, why in _UNSUPPORTED.items():
             if opts.connect_kwargs.get(key):
@@ -218,8 +227,7 @@ class ConnectionPool:
         self.name: str = opts.name or f"pool-{next(_names)}"
         self._timeout = opts.timeout
         self._check = opts.check
-        self._refill_paused = False
-        self._paused_at = 0.0
+        self._paused_at = _monotonic()
         self._paused_requests = 0
         self._connector = _Connector(self.name, connect_kwargs, self._where())
         self._core = core = PoolCore(
@@ -237,6 +245,10 @@ class ConnectionPool:
             backoff_max=opts.reconnect_backoff_max,
             connector=self._connector,
         )
+        # A lazy pool opens nothing until it is first used — not even in the background: a
+        # pre-forking server's master (gunicorn --preload) builds the app and forks, and a
+        # refill thread caught mid-connect by the fork leaves locks held in the child.
+        core.refill_paused = opts.lazy
         core.sync_give_back = self._give_back
         core.run_blocking = self._run
         self._pid = os.getpid()
@@ -412,9 +424,6 @@ class ConnectionPool:
         got = core.try_acquire(None)
         if got.__class__ is Slot and core.vet(got, _monotonic()) is Verdict.LEND:
             return core.lend(got, 2)
-        if self._refill_paused:
-            self._refill_paused = False
-            self._maint_event.set()
         slot = self._run(core.borrow(timeout, _ThreadWaiter, got))  # type: ignore[arg-type]
         return core.lend(slot, 2)
 
@@ -531,7 +540,7 @@ class ConnectionPool:
                 core.leak_timeout,
                 s.site,
             )
-        if self._refill_paused:
+        if core.refill_paused:
             delay = self._paused_upkeep(now)
             if delay is not None:
                 return delay
@@ -597,7 +606,7 @@ class ConnectionPool:
         self._maint_event = threading.Event()
         core.wake_maintenance = self._maint_event.set
         self._maint_thread = None
-        self._refill_paused = False
+        core.refill_paused = self._opts.lazy  # a child starts as the pool did
         self._pid = os.getpid()
         for slot in old:
             slot.raw._force_close()
@@ -609,7 +618,7 @@ class ConnectionPool:
         its idle connections are closed and not refilled until it borrows again. A pre-forking
         server's master (gunicorn ``--preload``) builds the app, forks its workers and never
         queries: it should not hold ``size`` server connections for nothing."""
-        self._refill_paused = True
+        self._core.refill_paused = True
         self._paused_at = _monotonic()
         self._paused_requests = self._core.counters["requests_num"]
         self._maint_event.set()
@@ -618,7 +627,7 @@ class ConnectionPool:
         """While refilling is paused after a fork: None to resume normal upkeep, else a delay."""
         core = self._core
         if core.counters["requests_num"] != self._paused_requests:
-            self._refill_paused = False  # this process borrows: it is not a pre-fork master
+            core.refill_paused = False  # this process borrows: it is not a pre-fork master
             return None
         waited = now - self._paused_at
         if waited < _FORK_GRACE:

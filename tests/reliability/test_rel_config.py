@@ -21,8 +21,7 @@ from typing import Any
 
 import pymysql
 import pytest
-from conftest import MakePool
-from faces import Face
+from faces import Face, MakePool
 
 from mysqlpool_ext import (
     ConfigError,
@@ -52,9 +51,6 @@ def failing_check(conn: Any) -> None:
     raise pymysql.err.OperationalError(2013, "the check says this connection is dead")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.8: failed checks with check_window=0 open a connect storm"
-)
 async def test_failing_check_does_not_storm_the_server(
     face: Face, make_pool: MakePool, admin: pymysql.connections.Connection, figures: Any
 ) -> None:
@@ -81,7 +77,6 @@ async def test_failing_check_does_not_storm_the_server(
     assert ended == "raised", ended
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11.8: defer_connect=True is accepted silently")
 def test_defer_connect_is_a_config_error(make_pool: MakePool) -> None:
     """The pool cannot honour ``defer_connect=True`` (it spins creating unconnected objects)."""
     with pytest.raises(ConfigError) as info:
@@ -98,9 +93,6 @@ BAD_SETTINGS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.9: a lazy pool hides a permanent error behind 'unreachable'"
-)
 @pytest.mark.parametrize("bad", list(BAD_SETTINGS))
 async def test_permanent_config_error_reaches_lazy_borrower_at_once(
     face: Face, bad: str, make_pool: MakePool, figures: Any
@@ -122,9 +114,6 @@ async def test_permanent_config_error_reaches_lazy_borrower_at_once(
     assert elapsed < 1.0, f"the error took {elapsed:.2f} s"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.9: the refill error's log line names the pool twice"
-)
 def test_permanent_refill_error_logged_once(
     make_pool: MakePool, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -153,7 +142,6 @@ def shown(exc: BaseException) -> str:
     return "\n".join([str(exc), repr(exc), *traceback.format_exception(exc)])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11.10: an unencodable password is shown in full")
 async def test_unencodable_password_never_shown(
     face: Face, make_pool: MakePool, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -216,9 +204,6 @@ SHIM_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.12: MySQLdb shim + Django backend break error matching"
-)
 def test_mysqldb_shim_with_django_keeps_error_handling(mysql_server: Any) -> None:
     """In a subprocess (the shim rebinds ``pymysql.err`` for the whole process): after
     ``install_as_MySQLdb()`` and loading Django's MySQL backend, a wrong password is still
@@ -259,9 +244,6 @@ async def test_per_call_timeout_is_validated(
     request: pytest.FixtureRequest, face: Face, call: str, value: str, make_pool: MakePool
 ) -> None:
     """``timeout`` given to one call is validated like the option: a ``ConfigError`` naming it."""
-    request.applymarker(
-        pytest.mark.xfail(strict=True, reason=f"issue 11.13: per-call timeout={value} accepted")
-    )
     pool = make_pool(size=1, max_size=1)
     timeout: Any = BAD_TIMEOUTS[value]
     with pytest.raises(ConfigError) as info:
@@ -275,7 +257,6 @@ async def test_per_call_timeout_is_validated(
     assert info.value.option == "timeout" or "timeout" in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11.13: a non-string charset is accepted")
 @pytest.mark.parametrize("charset", [0, []], ids=["zero", "empty-list"])
 def test_charset_must_be_a_name(charset: Any, make_pool: MakePool) -> None:
     with pytest.raises(ConfigError) as info:
@@ -286,9 +267,6 @@ def test_charset_must_be_a_name(charset: Any, make_pool: MakePool) -> None:
 # -- item 14 ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.14: a given-back connection raises on attribute lookup"
-)
 async def test_returned_connection_raises_when_called_not_on_lookup(
     face: Face, make_pool: MakePool
 ) -> None:
@@ -340,9 +318,6 @@ def refusing_server(private_server: ThrowawayServer) -> Iterator[tuple[Throwaway
         root.close()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.16: stats() says server_unreachable while it refuses (1040)"
-)
 async def test_stats_do_not_call_a_refusing_server_unreachable(
     face: Face, refusing_server: tuple[ThrowawayServer, str], figures: Any
 ) -> None:

@@ -18,8 +18,7 @@ from typing import Any
 
 import pymysql
 import pytest
-from conftest import MakePool
-from faces import Face
+from faces import Face, MakePool
 
 import mysqlpool_ext
 from mysqlpool_ext import ConnectionPool, PoolClosedError, current_pool, request_scope
@@ -84,7 +83,6 @@ async def test_block_that_could_not_commit_raises(
     is only allowed if the row is committed."""
     if kind == "with-conn" and face.name == "async":
         pytest.skip("``with conn:`` is the blocking face's seed API")
-    xfail_block(request, kind, cause, face)
     pool = make_pool(size=1, max_size=1)
     raised: BaseException | None = None
     try:
@@ -112,17 +110,6 @@ async def test_block_that_could_not_commit_raises(
         assert rows == [], f"the block raised {raised!r} but {rows!r} was committed"
 
 
-def xfail_block(request: pytest.FixtureRequest, kind: str, cause: str, face: Face) -> None:
-    """The combinations that end silently without committing today."""
-    if kind != "request-scope":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=f"issue 11.1: {kind} block ends normally after {cause}, nothing committed",
-            )
-        )
-
-
 # -- item 2 -------------------------------------------------------------------------------------
 
 
@@ -133,9 +120,6 @@ def one_row(admin: pymysql.connections.Connection, table: str) -> str:
     return table
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.2: a SELECT-only borrow gives back an open transaction"
-)
 @pytest.mark.parametrize("select", ["SELECT", "SELECT ... FOR UPDATE"])
 async def test_select_only_borrow_leaves_no_transaction(
     face: Face,
@@ -166,9 +150,6 @@ async def test_select_only_borrow_leaves_no_transaction(
     assert open_trx == (), f"connection {cid} went back with a transaction open: {open_trx}"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.2: the next borrower reads the previous borrower's snapshot"
-)
 async def test_next_borrower_sees_committed_data(
     face: Face, one_row: str, make_pool: MakePool, admin: pymysql.connections.Connection
 ) -> None:
@@ -188,9 +169,6 @@ async def test_next_borrower_sees_committed_data(
 # -- item 3 -------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.3: a connection of a closed pool raises InterfaceError & co"
-)
 @pytest.mark.parametrize("closed_by", ["same-thread", "other-thread"])
 async def test_use_after_pool_closed_raises_pool_closed(
     face: Face, closed_by: str, make_pool: MakePool

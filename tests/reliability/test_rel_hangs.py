@@ -23,8 +23,7 @@ from typing import Any
 
 import pymysql
 import pytest
-from conftest import MakePool
-from faces import Face
+from faces import Face, MakePool
 
 from mysqlpool_ext import ConnectionPool
 
@@ -72,11 +71,6 @@ async def test_close_ends_borrowers_mid_query(
     """
     if face.name == "sync" and closer == "own-face-close":
         pytest.skip("the blocking face's close() is the close from another thread")
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True, reason="issue 11.4: borrowers mid-query do not end when the pool is closed"
-        )
-    )
     pool = own_pool(size=BORROWERS, max_size=BORROWERS)
     outcomes: list[Any] = []
     try:
@@ -148,9 +142,6 @@ def silent_server() -> Iterator[tuple[str, int]]:
         listener.close()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.6: a borrow that connects itself waits connect_timeout"
-)
 async def test_borrow_that_connects_respects_its_timeout(
     face: Face, silent_server: tuple[str, int], make_pool: MakePool, figures: Any
 ) -> None:
@@ -183,9 +174,6 @@ class Interrupt(BaseException):
     """What a signal handler raises into a waiting thread (like KeyboardInterrupt)."""
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.7: an interrupted waiter keeps its place; capacity lost"
-)
 @pytest.mark.parametrize("exc_type", [Interrupt, TimeoutError, KeyboardInterrupt])
 def test_interrupted_waiter_gives_its_place_back(
     exc_type: type[BaseException], make_pool: MakePool
@@ -220,9 +208,6 @@ def test_interrupted_waiter_gives_its_place_back(
     assert pool.stats()["requests_waiting"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.7: a waiter of a closed event loop keeps its place"
-)
 @pytest.mark.parametrize("where", ["loop-in-this-thread", "loop-in-another-thread"])
 def test_waiter_of_closed_loop_gives_its_place_back(where: str, make_pool: MakePool) -> None:
     """A task waits in ``aget_connection()``; its event loop is closed without cancelling it

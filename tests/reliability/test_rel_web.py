@@ -25,8 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import MakePool
-from faces import Face
+from faces import Face, MakePool
 
 import mysqlpool_ext
 from mysqlpool_ext import current_pool, request_scope
@@ -141,7 +140,6 @@ def preloaded_app(
             proc.wait(5)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11.5: gunicorn --preload workers hang on requests")
 def test_preloaded_app_answers_requests(
     preloaded_app: tuple[int, subprocess.Popen[bytes]], figures: Any
 ) -> None:
@@ -187,9 +185,6 @@ def db_sockets(pid: int, server_port: int) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
-@pytest.mark.xfail(
-    strict=True, reason="issue 11.5: a --preload master keeps its pool's connections open"
-)
 def test_preload_master_keeps_no_connections(
     preloaded_app: tuple[int, subprocess.Popen[bytes]], mysql_server: Any, figures: Any
 ) -> None:
@@ -223,13 +218,6 @@ async def test_connection_block_commits_in_and_out_of_a_request(
     """The same code — borrow with ``current_pool.connection()``, BEGIN, INSERT, leave the block
     — commits outside a request; inside one it must too (not be rolled back at the request's
     end). The row must be committed when the block ends."""
-    if where == "inside-request" and face.name == "sync":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="issue 11.15: current_pool.connection() in a request never commits",
-            )
-        )
     pool = make_pool(size=1, max_size=1)
     mysqlpool_ext.set_default_pool(pool)
     try:

@@ -10,8 +10,7 @@ from typing import Any
 
 import pymysql
 import pytest
-from conftest import MakePool
-from faces import Face
+from faces import Face, MakePool
 from faultproxy import TcpProxy
 from pymysql.constants import CLIENT
 
@@ -21,7 +20,6 @@ from mysqlpool_ext._server import ThrowawayServer
 CYCLES = 2000
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: the default reset policy is not 'auto' yet")
 def test_default_reset_policy_is_auto(make_pool: MakePool) -> None:
     pool = make_pool(size=0, lazy=True)
     assert pool.options.reset == "auto"
@@ -127,7 +125,6 @@ def old_server(db_kwargs: dict[str, Any]) -> Iterator[NoSessionTrackProxy]:
         yield proxy
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: no fallback for servers without session tracking")
 async def test_server_without_session_tracking_still_gets_fresh_sessions(
     face: Face, old_server: NoSessionTrackProxy, make_pool: MakePool
 ) -> None:

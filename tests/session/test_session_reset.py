@@ -7,9 +7,9 @@ back; borrower B gets the same server connection (same ``CONNECTION_ID()``) and 
 fingerprint equal to the fresh one. Through both faces of the pool, through the Flask test
 client (two requests) and through a Django request (two requests through the middleware).
 
-While the default reset policy (``"rollback"``) leaks the change, the case is marked
-``xfail(strict=True, reason="issue 12: <change> leaks ...")``. Cases that already pass are
-those the default resets today (none at the time of writing: see the table in the report).
+Every case leaked under the old default (``reset="rollback"``); the default ``"auto"`` resets
+each of them, and a borrower that changed nothing still gives back with no round trip
+(test_session_policy.py).
 """
 
 from __future__ import annotations
@@ -17,23 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import MakePool
-from faces import Face
-from sessionkit import CHANGE_BY_NAME, CHANGES, Change, afingerprint, differences, fingerprint
+from faces import Face, MakePool
+from sessionkit import CHANGE_BY_NAME, CHANGES, afingerprint, differences, fingerprint
 
 from mysqlpool_ext import current_pool
 
-#: Changes the default policy already undoes (no xfail for these).
-RESET_TODAY: set[str] = set()
-
 CHANGE_NAMES = [c.name for c in CHANGES]
-
-
-def expect_leak(request: pytest.FixtureRequest, change: Change, where: str) -> None:
-    if change.name not in RESET_TODAY:
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason=f"issue 12: {change} leaks to the next {where}")
-        )
 
 
 @pytest.mark.parametrize("change_name", CHANGE_NAMES)
@@ -41,7 +30,6 @@ async def test_next_borrower_gets_a_fresh_session(
     request: pytest.FixtureRequest, face: Face, change_name: str, make_pool: MakePool
 ) -> None:
     change = CHANGE_BY_NAME[change_name]
-    expect_leak(request, change, "borrower")
     pool = make_pool(size=1, max_size=1)
 
     async def run(conn: Any, sql: str) -> Any:
@@ -102,7 +90,6 @@ def test_next_flask_request_gets_a_fresh_session(
     request: pytest.FixtureRequest, change_name: str, flask_app: Any
 ) -> None:
     change = CHANGE_BY_NAME[change_name]
-    expect_leak(request, change, "Flask request")
     client = flask_app.test_client()
     first = client.get(f"/change/{change}")
     assert first.status_code == 200, first.text
@@ -150,7 +137,6 @@ def test_next_django_request_gets_a_fresh_session(
     from mysqlpool_ext.django.middleware import MySQLPoolMiddleware
 
     change = CHANGE_BY_NAME[change_name]
-    expect_leak(request, change, "Django request")
     change_view, seen_view = django_views()
     factory = RequestFactory()
     first = MySQLPoolMiddleware(change_view)(factory.get("/change", {"change": change.name}))

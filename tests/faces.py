@@ -14,11 +14,14 @@ written twice (STYLE.md, "One source for two faces"); their guards must not drif
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from typing import Any
 
 from mysqlpool_ext import Connection, ConnectionPool
+
+#: What the ``make_pool`` fixtures return: build a pool that the fixture closes afterwards.
+MakePool = Callable[..., ConnectionPool]
 
 Acm = AbstractAsyncContextManager[Any]
 
