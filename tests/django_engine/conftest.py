@@ -20,6 +20,10 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# The load generator and server helpers of tests/django (plain modules, no Django set-up).
+_DJANGO_TESTS = os.path.join(os.path.dirname(HERE), "django")
+if _DJANGO_TESTS not in sys.path:
+    sys.path.append(_DJANGO_TESTS)
 
 
 @dataclass
