@@ -97,7 +97,14 @@ class PoolHandler:
     def get(self, alias: str) -> ConnectionPool | None:
         """The pool of ``alias`` if it has been built, without building it."""
         pool = self._pools.get(alias)
-        return pool if pool is not None and not pool.closed else None
+        if pool is not None and not pool.closed:
+            return pool
+        backend = sys.modules.get("mysqlpool_ext.django.backend.base")
+        if backend is not None:
+            built: list[ConnectionPool] = backend.engine_pools(alias)
+            if built:
+                return built[-1]  # the newest: the one for the alias's current settings
+        return None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.aliases())
