@@ -22,6 +22,7 @@ closes it. What differs, and why:
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any
 
@@ -110,6 +111,7 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         self._conn_pool: ConnectionPool | None = None  # the pool self.connection came from
         self._conn_scope: RequestScope | None = None  # the scope that owns self.connection
         self._connecting = False  # between get_new_connection() and init_connection_state()
+        self._pool_cache: tuple[dict[str, Any], Any, ConnectionPool | None] | None = None
 
     # -- the pool ------------------------------------------------------------------------------
     def get_connection_params(self) -> dict[str, Any]:
@@ -147,6 +149,19 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
     def _pool_for(self, conn_params: dict[str, Any]) -> ConnectionPool | None:
         if self.alias == NO_DB_ALIAS:
             return None
+        # Every Django connect() asks: answer from the last answer while the settings are the
+        # same (two dict comparisons) instead of validating them again.
+        raw = self.settings_dict["OPTIONS"].get("pool", True)
+        cached = self._pool_cache
+        if cached is not None and cached[1] == raw and cached[0] == conn_params:
+            pool = cached[2]
+            if pool is None or not pool.closed:
+                return pool
+        pool = self._find_or_build_pool(conn_params)
+        self._pool_cache = (dict(conn_params), copy.deepcopy(raw), pool)
+        return pool
+
+    def _find_or_build_pool(self, conn_params: dict[str, Any]) -> ConnectionPool | None:
         try:
             options = engine_pool_options(self.alias, self.settings_dict)
         except ConfigError as exc:
