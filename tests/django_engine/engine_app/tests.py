@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import pymysql
 from asgiref.sync import async_to_sync
 from django.db import connections
 from django.test import AsyncClient, TestCase, TransactionTestCase
@@ -158,6 +159,26 @@ class RequestLifecycle(TransactionTestCase):
         self.assertEqual(lent(), 0)
         self.assertEqual(Item.objects.count(), 2)
         connections["default"].close()
+
+    def test_close_pool_and_pool_false(self) -> None:
+        wrapper = connections["default"]
+        wrapper.close()
+        old = wrapper.pool
+        wrapper.close_pool()
+        self.assertTrue(old.closed)
+        self.assertEqual(Item.objects.count(), 0)  # a new pool, built on the next connect
+        self.assertIsNot(wrapper.pool, old)
+        wrapper.close()
+
+        plain = wrapper.copy()
+        plain.settings_dict["OPTIONS"]["pool"] = False
+        try:
+            self.assertIsNone(plain.pool)
+            with plain.cursor() as cur:
+                cur.execute("SELECT 1")
+            self.assertIs(type(plain.connection), pymysql.connections.Connection)
+        finally:
+            plain.close()
 
     def test_current_pool_is_the_engine_pool(self) -> None:
         self.assertIs(current_pool._get_current_object(), connections["default"].pool)
