@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import HERE, EngineAccount, django_admin
+from engine_helpers import HERE, EngineAccount, django_admin
 
 
 def test_engine_app_suite(engine_account: EngineAccount) -> None:

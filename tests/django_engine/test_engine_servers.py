@@ -17,8 +17,8 @@ from typing import Any
 
 import pymysql
 import pytest
-from conftest import HERE, EngineAccount, django_admin, engine_env
 from djtest_load import get, get_json, run_load
+from engine_helpers import HERE, EngineAccount, django_admin, engine_env
 from test_django_servers import connections_of, open_transactions, stop_server, wait_for
 
 pytestmark = pytest.mark.slow
