@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import secrets
 import shutil
@@ -342,15 +343,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short cells (smoke run)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per cell")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per cell (median)")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows to FILE")
     args = parser.parse_args(argv)
+    load = os.getloadavg()
     rows = run(
         duration=args.duration,
         repeats=args.repeats,
         quick=args.quick,
         progress=lambda msg: print(msg, flush=True),
     )
+    load_after = os.getloadavg()
     print()
     print(table(rows))
+    print(f"\nload average before {load[0]:.2f}, after {load_after[0]:.2f} (1 min)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"load_before": load, "load_after": load_after, "rows": rows}, fh, indent=1)
     return 0
 
 

@@ -55,7 +55,7 @@ class MySQLPoolMiddleware:
     def __call__(self, request: Any) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        scope = _Scope()
+        scope = OrmScope()
         _share_orm_connections(scope)
         token = set_scope(scope)
         response = None
@@ -67,7 +67,7 @@ class MySQLPoolMiddleware:
         return response
 
     async def __acall__(self, request: Any) -> Any:
-        scope = _Scope()
+        scope = OrmScope()
         _share_orm_connections(scope)
         token = set_scope(scope)
         response = None
@@ -81,7 +81,7 @@ class MySQLPoolMiddleware:
                 await _agive_back(scope)
         return response
 
-    def _finish(self, scope: _Scope, response: Any) -> Any:
+    def _finish(self, scope: OrmScope, response: Any) -> Any:
         """Give the request's connections back now, or, for a streaming response, when its
         stream is closed (the one piece of logic both call paths share)."""
         if response is None or not getattr(response, "streaming", False):
@@ -98,8 +98,10 @@ class MySQLPoolMiddleware:
         return response
 
 
-class _Scope(RequestScope):
-    """The request's scope, and the ORM connections it shares without owning them."""
+class OrmScope(RequestScope):
+    """The scope of a request (or of ``orm_scope()``): the pooled ENGINE's ORM uses its
+    connection, and lets go of it before the scope gives it back; ``shared`` lists the pools
+    whose connection the ORM held already and keeps (never given back by the scope)."""
 
     __slots__ = ("shared",)
 
@@ -111,7 +113,7 @@ class _Scope(RequestScope):
 _BACKEND = "mysqlpool_ext.django.backend.base"
 
 
-def _share_orm_connections(scope: _Scope) -> None:
+def _share_orm_connections(scope: OrmScope) -> None:
     """A connection the ORM already holds when the request starts (a ``TestCase``'s atomic block,
     a test's earlier queries) becomes the request's connection too, still owned by the ORM: so
     ``current_pool`` writes are in the test's transaction and roll back with it."""
@@ -139,7 +141,7 @@ def orm_scope() -> Iterator[RequestScope]:
 
     A connection the ORM already holds (a ``TestCase``'s) is shared and stays the ORM's, so in
     a ``TestCase`` the block's ``current_pool`` writes roll back with the test."""
-    scope = _Scope()
+    scope = OrmScope()
     _share_orm_connections(scope)
     token = set_scope(scope)
     try:

@@ -40,6 +40,7 @@ from ...errors import ConfigError
 from ...pool import ConnectionPool
 from ...scope import RequestScope, current_scope, detach_connection
 from ..conf import engine_pool_options
+from ..middleware import OrmScope
 from ._driver import load_django_mysql_base
 from .features import DatabaseFeatures
 
@@ -224,7 +225,9 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         if pool is None:
             return pymysql.connect(**conn_params)
         scope = current_scope()
-        if scope is not None:
+        if isinstance(scope, OrmScope):
+            # Only a scope that lets the ORM go of its connection before giving it back (the
+            # middleware's, orm_scope()); in another scope the ORM borrows for itself.
             conn = scope.connection_for(pool)
             self._conn_scope = scope
             _orm_wrappers_of(scope).append(self)

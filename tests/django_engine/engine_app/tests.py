@@ -160,6 +160,18 @@ class RequestLifecycle(TransactionTestCase):
         self.assertEqual(Item.objects.count(), 2)
         connections["default"].close()
 
+    def test_orm_in_a_plain_request_scope_borrows_for_itself(self) -> None:
+        """A scope opened by other code (mysqlpool_ext.request_scope) never lends the ORM a
+        connection it would give back under the ORM's feet."""
+        from mysqlpool_ext.scope import request_scope
+
+        connections["default"].close()
+        with request_scope():
+            Item.objects.create(name="in-scope")
+        self.assertEqual(Item.objects.count(), 1)  # the ORM's own connection, still usable
+        connections["default"].close()
+        self.assertEqual(lent(), 0)
+
     def test_close_pool_and_pool_false(self) -> None:
         wrapper = connections["default"]
         wrapper.close()
