@@ -16,8 +16,9 @@ views in threads), each with four ORM backends (``SHOP_ENGINE``):
 - ``dbcp``: django-db-connection-pool (SQLAlchemy's QueuePool; PyMySQL as MySQLdb), pool_size 4,
   max_overflow 0 (skipped, and said so, when it is not installed).
 
-Each backend has a MySQL account of its own, so the server's process list tells how many
-connections each one holds: the table shows the most seen during its cells (polled every 0.2 s).
+Each backend has a MySQL account of its own (at most 40 connections, so that a backend that leaks
+connections fails alone), and the server's process list tells how many connections each one
+holds: the table shows the most seen during its cells (polled every 0.2 s).
 All servers of one kind run at the same time and the cells are interleaved (rotating order), so a
 noisy neighbour hurts them alike; each figure is the median of its repeats. The load generator is
 ``wrk`` (``apt-get install wrk``); without it, Python threads (slower; the rows say so).
@@ -51,6 +52,10 @@ SETTINGS = "example_apps.django_project.shopsite.settings"
 WSGI = "example_apps.django_project.shopsite.wsgi:application"
 ASGI = "example_apps.django_project.shopsite.asgi:application"
 WORKERS, THREADS, CLIENTS, POOL = 2, 4, 32, 4
+#: Per account: a backend that leaks connections (CONN_MAX_AGE under ASGI) hits its own limit
+#: (its requests fail: counted as errors) instead of the server's max_connections, which would
+#: fail every backend's requests.
+MAX_USER_CONNECTIONS = 40
 
 #: (key, label, path)
 SCENARIOS = (
@@ -120,7 +125,10 @@ def _accounts(kwargs: dict[str, Any], keys: list[str]) -> Iterator[dict[str, tup
                 user = f"bench_{key}_{secrets.token_hex(2)}"
                 password = secrets.token_urlsafe(12)
                 for host in ("127.0.0.1", "localhost"):
-                    cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (user, host, password))
+                    cur.execute(
+                        "CREATE USER %s@%s IDENTIFIED BY %s WITH MAX_USER_CONNECTIONS %s",
+                        (user, host, password, MAX_USER_CONNECTIONS),
+                    )
                     cur.execute(f"GRANT ALL PRIVILEGES ON `{db}`.* TO %s@%s", (user, host))
                 out[key] = (
                     user,
