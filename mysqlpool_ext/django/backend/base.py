@@ -23,6 +23,7 @@ closes it. What differs, and why:
 from __future__ import annotations
 
 import copy
+import os
 import threading
 from typing import Any
 
@@ -62,6 +63,16 @@ django_conversions = {
 # alias -> [(the pool's keyword arguments, the pool)], newest last.
 _pools: dict[str, list[tuple[dict[str, Any], ConnectionPool]]] = {}
 _pools_lock = threading.Lock()
+
+
+def _reset_lock_in_child() -> None:
+    # A thread of the parent may have held it at fork time (gunicorn --preload); the pools
+    # themselves start afresh in the child (the core's fork handling).
+    global _pools_lock
+    _pools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
 def engine_pools(alias: str | None = None) -> list[ConnectionPool]:
