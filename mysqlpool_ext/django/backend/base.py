@@ -163,14 +163,19 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
             return None
         # Every Django connect() asks: answer from the last answer while the settings are the
         # same (two dict comparisons) instead of validating them again.
-        raw = self.settings_dict["OPTIONS"].get("pool", True)
+        # (get_connection_params() set self.isolation_level, which is not in conn_params.)
+        extra = (
+            self.settings_dict["OPTIONS"].get("pool", True),
+            self.isolation_level,
+            self.settings_dict["AUTOCOMMIT"],
+        )
         cached = self._pool_cache
-        if cached is not None and cached[1] == raw and cached[0] == conn_params:
+        if cached is not None and cached[1] == extra and cached[0] == conn_params:
             pool = cached[2]
             if pool is None or not pool.closed:
                 return pool
         pool = self._find_or_build_pool(conn_params)
-        self._pool_cache = (dict(conn_params), copy.deepcopy(raw), pool)
+        self._pool_cache = (dict(conn_params), copy.deepcopy(extra), pool)
         return pool
 
     def _find_or_build_pool(self, conn_params: dict[str, Any]) -> ConnectionPool | None:

@@ -172,6 +172,32 @@ class RequestLifecycle(TransactionTestCase):
         connections["default"].close()
         self.assertEqual(lent(), 0)
 
+    def test_isolation_level_follows_the_settings(self) -> None:
+        """Set once per server connection (the pool's init_command), and a change of the setting
+        gives connections set up for the new level."""
+
+        def level() -> str:
+            with connections["default"].cursor() as cur:
+                var = "tx_isolation" if connections["default"].mysql_is_mariadb else (
+                    "transaction_isolation"
+                )  # fmt: skip
+                cur.execute(f"SELECT @@SESSION.{var}")
+                return str(cur.fetchone()[0])
+
+        wrapper = connections["default"]
+        options = wrapper.settings_dict["OPTIONS"]
+        wrapper.close()
+        self.assertEqual(level(), "READ-COMMITTED")  # Django's default
+        wrapper.close()
+        options["isolation_level"] = "serializable"
+        try:
+            self.assertEqual(level(), "SERIALIZABLE")
+        finally:
+            wrapper.close()
+            del options["isolation_level"]
+        self.assertEqual(level(), "READ-COMMITTED")
+        wrapper.close()
+
     def test_close_pool_and_pool_false(self) -> None:
         wrapper = connections["default"]
         wrapper.close()
