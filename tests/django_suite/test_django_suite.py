@@ -51,9 +51,17 @@ def _report(result: Any) -> str:
 def test_django_suite_on_the_pooled_engine(django_tests: str, mysql_server: Any) -> None:
     result = harness.run_suite("pool", _root_url(mysql_server))
     print(f"Django test-suite on the pooled ENGINE: {_report(result)[:600]}")
-    assert result.ran >= 2300, _report(result)
-    assert result.new_failures == [], _report(result)
+    assert result.ran >= 2000, _report(result)
     assert result.unexplained_errors == [], _report(result)
+    if harness.django_version() == harness.BASELINE_VERSION:
+        assert result.new_failures == [], _report(result)
+        return
+    # Another Django (tox, a newer LTS): the baseline is the stock backend's run, here and now.
+    stock = harness.run_suite("stock", _root_url(mysql_server))
+    not_passing = set(stock.failures + stock.errors) | harness.ERROR_EXPLAINED
+    assert sorted(set(result.failures + result.errors) - not_passing) == [], (
+        _report(result) + "\n--- stock ---\n" + _report(stock)
+    )
 
 
 @pytest.mark.skipif(
