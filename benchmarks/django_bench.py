@@ -1,56 +1,75 @@
-"""Django: the example shop's user lookup under gunicorn, pool vs Django's own connection.
+"""Django ORM on a pool: the pooled ENGINE vs Django's own connections vs django-db-connection-pool.
 
     python -m benchmarks.django_bench [--quick] [--duration S] [--repeats N]
 
-One view, ``SELECT id, name FROM shop_users WHERE id=%s``, served by
-``example_apps/django_project`` under gunicorn (2 workers x 4 threads), 32 concurrent clients,
-every request with ``Connection: close`` (with keep-alive one worker takes almost every client):
+The example project (``example_apps/django_project``) serves two ORM views, 32 concurrent
+clients, every request with ``Connection: close`` (with keep-alive one worker takes almost every
+client):
 
-- ``mysqlpool_ext``: ``/users/1``, ``current_pool`` + ``MySQLPoolMiddleware`` (SIZE=MAX_SIZE=4
-  per worker, one per thread);
-- ``Django ORM CONN_MAX_AGE=0``: ``/orm/users/1``, ``django.db.connection`` through
-  ``pymysql.install_as_MySQLdb()``, a new connection per request (Django's default);
-- ``Django ORM CONN_MAX_AGE=60``: the same, with persistent per-thread connections;
-- ``Django, no database``: ``/`` (a JSON index): the ceiling the stack allows here.
+- ``get``: ``Product.objects.get(pk=1)``; ``list``: ``Product.objects.values(...)[:20]`` (20 rows);
 
-All servers run at the same time and the cells are interleaved (repeat 1 of every subject, then
-repeat 2...), so a noisy neighbour hurts them alike; each figure is the median of its repeats.
-The load generator is ``wrk`` (``apt-get install wrk``); without it, a Python thread-pool client
-(slower: it competes with the server for the two cores; the rows say so).
+under gunicorn (2 workers x 4 threads, WSGI) and uvicorn (2 workers, ASGI; Django runs the sync
+views in threads), each with four ORM backends (``SHOP_ENGINE``):
+
+- ``pool``: ``ENGINE: "mysqlpool_ext.django.backend"``, ``OPTIONS["pool"]`` size = max_size = 4;
+- ``orm0`` / ``orm60``: Django's MySQL backend (PyMySQL as MySQLdb), ``CONN_MAX_AGE`` 0 / 60;
+- ``dbcp``: django-db-connection-pool (SQLAlchemy's QueuePool; PyMySQL as MySQLdb), pool_size 4,
+  max_overflow 0 (skipped, and said so, when it is not installed).
+
+Each backend has a MySQL account of its own (at most 40 connections, so that a backend that leaks
+connections fails alone), and the server's process list tells how many connections each one
+holds: the table shows the most seen during its cells (polled every 0.2 s).
+All servers of one kind run at the same time and the cells are interleaved (rotating order), so a
+noisy neighbour hurts them alike; each figure is the median of its repeats. The load generator is
+``wrk`` (``apt-get install wrk``); without it, Python threads (slower; the rows say so).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import os
+import secrets
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pymysql
 
 from benchmarks._http import _free_port, _get, _pyload, _wrk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = "example_apps.django_project.shopsite.settings"
 WSGI = "example_apps.django_project.shopsite.wsgi:application"
-WORKERS, THREADS, CLIENTS = 2, 4, 32
-SCENARIO = (
-    f"Django view, 1 SELECT by primary key; gunicorn {WORKERS} workers x {THREADS} threads, "
-    f"{CLIENTS} clients"
-)
+ASGI = "example_apps.django_project.shopsite.asgi:application"
+WORKERS, THREADS, CLIENTS, POOL = 2, 4, 32, 4
+#: Per account: a backend that leaks connections (CONN_MAX_AGE under ASGI) hits its own limit
+#: (its requests fail: counted as errors) instead of the server's max_connections, which would
+#: fail every backend's requests.
+MAX_USER_CONNECTIONS = 40
 
-#: (key, subject, path, extra environment, ours)
-SUBJECTS: tuple[tuple[str, str, str, dict[str, str], bool], ...] = (
-    ("pool", "mysqlpool_ext (middleware + current_pool)", "/users/1", {}, True),
-    ("orm0", "Django ORM CONN_MAX_AGE=0", "/orm/users/1", {"SHOP_CONN_MAX_AGE": "0"}, False),
-    ("orm60", "Django ORM CONN_MAX_AGE=60", "/orm/users/1", {"SHOP_CONN_MAX_AGE": "60"}, False),
-    ("nodb", "Django, no database (ceiling)", "/", {}, False),
+#: (key, label, path)
+SCENARIOS = (
+    ("get", "ORM get() by primary key", "/orm/products/1"),
+    ("list", "ORM list of 20 rows", "/orm/products"),
 )
+#: (key, label, environment, ours)
+SUBJECTS: tuple[tuple[str, str, dict[str, str], bool], ...] = (
+    ("pool", "mysqlpool_ext ENGINE (pool 4)", {"SHOP_ENGINE": "pool"}, True),
+    ("orm60", "Django CONN_MAX_AGE=60", {"SHOP_ENGINE": "stock", "SHOP_CONN_MAX_AGE": "60"}, False),
+    ("orm0", "Django CONN_MAX_AGE=0", {"SHOP_ENGINE": "stock", "SHOP_CONN_MAX_AGE": "0"}, False),
+    ("dbcp", "django-db-connection-pool (pool 4)", {"SHOP_ENGINE": "dbcp"}, False),
+)
+SERVERS = ("gunicorn", "uvicorn")
 
 
 def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
@@ -62,58 +81,147 @@ def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
     env.update(
         MYSQLPOOL_URL=url,
         DJANGO_SETTINGS_MODULE=SETTINGS,
-        SHOP_POOL_SIZE=str(THREADS),
-        SHOP_POOL_MAX_SIZE=str(THREADS),
+        SHOP_POOL_SIZE=str(POOL),
+        SHOP_POOL_MAX_SIZE=str(POOL),
         PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
         **extra,
     )
     return env
 
 
-def _prepare(url: str) -> None:
-    """Create the shop's tables through the example project's own command."""
+def _manage(url: str, *args: str) -> None:
     subprocess.run(
-        [sys.executable, os.path.join(ROOT, "example_apps", "django_project", "manage.py"),
-         "init_shop"],
-        env=_env(url, {}), cwd=ROOT, check=True, capture_output=True, timeout=120,
+        [sys.executable, os.path.join(ROOT, "example_apps", "django_project", "manage.py"), *args],
+        env=_env(url, {}), cwd=ROOT, check=True, capture_output=True, timeout=180,
     )  # fmt: skip
 
 
-@contextmanager
-def _gunicorn(url: str, extra: dict[str, str]) -> Iterator[int]:
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "--threads", str(THREADS),
-        "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--log-level", "warning", WSGI,
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=_env(url, extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+def _prepare(url: str, kwargs: dict[str, Any]) -> None:
+    """The shop's tables (``init_shop``, ``migrate``) and 20 products for the list view."""
+    _manage(url, "init_shop")
+    _manage(url, "migrate", "--noinput")
+    conn = pymysql.connect(**kwargs, autocommit=True)
     try:
-        deadline = time.monotonic() + 30
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM shop_products")
+            (have,) = cur.fetchone()
+            cur.executemany(
+                "INSERT INTO shop_products (name, price_cents, stock) VALUES (%s, %s, %s)",
+                [(f"product {i}", 100 * i, 1000) for i in range(have, 25)],
+            )
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _accounts(kwargs: dict[str, Any], keys: list[str]) -> Iterator[dict[str, tuple[str, str]]]:
+    """A MySQL account per subject: ``{key: (user, url)}`` (dropped afterwards)."""
+    admin = pymysql.connect(**kwargs, autocommit=True)
+    db = kwargs["database"]
+    out: dict[str, tuple[str, str]] = {}
+    try:
+        with admin.cursor() as cur:
+            for key in keys:
+                user = f"bench_{key}_{secrets.token_hex(2)}"
+                password = secrets.token_urlsafe(12)
+                for host in ("127.0.0.1", "localhost"):
+                    cur.execute(
+                        "CREATE USER %s@%s IDENTIFIED BY %s WITH MAX_USER_CONNECTIONS %s",
+                        (user, host, password, MAX_USER_CONNECTIONS),
+                    )
+                    cur.execute(f"GRANT ALL PRIVILEGES ON `{db}`.* TO %s@%s", (user, host))
+                out[key] = (
+                    user,
+                    f"mysql://{user}:{quote(password, safe='')}@{kwargs['host']}:"
+                    f"{kwargs['port']}/{quote(db, safe='')}",
+                )
+        yield out
+    finally:
+        with admin.cursor() as cur:
+            for user, _ in out.values():
+                for host in ("127.0.0.1", "localhost"):
+                    cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+        admin.close()
+
+
+class _ConnCounter:
+    """Polls the server's process list: the most connections each account held."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self.kwargs = kwargs
+        self.peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def now(self) -> dict[str, int]:
+        conn = pymysql.connect(**self.kwargs, autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT USER, COUNT(*) FROM information_schema.PROCESSLIST GROUP BY USER"
+                )
+                return {str(u): int(n) for u, n in cur.fetchall()}
+        finally:
+            conn.close()
+
+    def __enter__(self) -> _ConnCounter:
+        def poll() -> None:
+            while not self._stop.wait(0.2):
+                for user, n in self.now().items():
+                    self.peak[user] = max(self.peak.get(user, 0), n)
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+@contextmanager
+def _server(kind: str, url: str, extra: dict[str, str]) -> Iterator[int]:
+    port = _free_port()
+    if kind == "gunicorn":
+        cmd = [
+            sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "--threads", str(THREADS),
+            "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--log-level", "warning", WSGI,
+        ]  # fmt: skip
+    else:
+        cmd = [
+            sys.executable, "-m", "uvicorn", "--workers", str(WORKERS), "--host", "127.0.0.1",
+            "--port", str(port), "--log-level", "warning", "--no-access-log", ASGI,
+        ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=_env(url, extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
                 err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                raise RuntimeError(f"gunicorn exited with {proc.returncode}: {err[-2000:]}")
+                raise RuntimeError(f"{kind} exited with {proc.returncode}: {err[-2000:]}")
             try:
                 if _get(port, "/", timeout=1) == 200:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not answer within 30 s")
+                raise RuntimeError(f"{kind} did not answer within 60 s")
             time.sleep(0.1)
         yield port
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
-def _drain(port: int, path: str, deadline_s: float = 10.0) -> None:
+def _drain(port: int, path: str, deadline_s: float = 15.0) -> None:
     """Wait until the server answers a lone request promptly again (its backlog is gone)."""
     stop = time.monotonic() + deadline_s
     while time.monotonic() < stop:
@@ -134,55 +242,108 @@ def run(
     quick: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure every subject in the same run; one row per subject (medians of ``repeats``)."""
+    """Measure every cell; one row per (server, scenario, subject): medians of ``repeats``."""
     say = progress or (lambda msg: None)
     if url is None:
         from ._harness import bench_server
 
         with bench_server() as server:
             return run(server.url, duration, repeats, quick, progress)
-    # Web cells need longer than the core's sub-second cells: CONN_MAX_AGE=0 serves ~70 req/s.
+    from mysqlpool_ext.config import parse_url
+
+    kwargs = {
+        k: v
+        for k, v in parse_url(url).items()
+        if k in ("host", "port", "user", "password", "database")
+    }
+    kwargs.setdefault("host", urlsplit(url).hostname or "127.0.0.1")
+    kwargs.setdefault("port", 3306)
     duration = max(duration, 1.0 if quick else 3.0)
     repeats = 1 if quick else max(1, repeats)
     load = _wrk if shutil.which("wrk") else _pyload
     generator = "wrk" if load is _wrk else "Python threads (wrk not installed)"
-    _prepare(url)
-    samples: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in SUBJECTS}
-    with ExitStack() as stack:
-        ports = {key: stack.enter_context(_gunicorn(url, env)) for key, _, _, env, _ in SUBJECTS}
-        for key, _, path, _, _ in SUBJECTS:  # warm-up: workers import, pools fill
-            load(ports[key], path, 1.0)
-        for rep in range(repeats):
-            # Rotate the order each repeat, and let each server drain before the next cell: a
-            # CONN_MAX_AGE=0 server still works off its backlog (a connect per request) after
-            # the load stops, and that CPU must not be charged to whoever runs next.
-            order = SUBJECTS[rep % len(SUBJECTS) :] + SUBJECTS[: rep % len(SUBJECTS)]
-            for key, subject, path, _, _ in order:
-                cell = load(ports[key], path, duration)
-                samples[key].append(cell)
-                say(f"[django] {subject:<44} rep {rep + 1}: {cell['ops_s']:8.0f} req/s")
-                _drain(ports[key], path)
-    rows = []
-    for key, subject, path, _, ours in SUBJECTS:
-        cells = samples[key]
-        med = statistics.median(c["ops_s"] for c in cells)
-        mid = min(cells, key=lambda c: abs(c["ops_s"] - med))
-        rows.append(
-            {
-                "suite": "django",
-                "scenario": SCENARIO,
-                "subject": subject,
-                "ops_s": round(med, 1),
-                "p50_ms": mid["p50_ms"],
-                "p99_ms": mid["p99_ms"],
-                "errors": sum(c["errors"] for c in cells),
-                "ops": sum(c["ops"] for c in cells),
-                "ours": ours,
-                "note": f"GET {path}, Connection: close, load by {generator}, "
-                f"{repeats} x {duration:g} s",
-            }
-        )
+    subjects = list(SUBJECTS)
+    if importlib.util.find_spec("dj_db_conn_pool") is None:
+        say("[django] django-db-connection-pool is not installed: its rows are skipped")
+        subjects = [s for s in subjects if s[0] != "dbcp"]
+    _prepare(url, kwargs)
+    rows: list[dict[str, Any]] = []
+    with _accounts(kwargs, [s[0] for s in subjects]) as accounts:
+        for kind in SERVERS:
+            samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            with ExitStack() as stack:
+                ports = {
+                    key: stack.enter_context(_server(kind, accounts[key][1], env))
+                    for key, _, env, _ in subjects
+                }
+                counter = stack.enter_context(_ConnCounter(kwargs))
+                for key, *_ in subjects:  # warm-up: workers import, pools fill
+                    for _, _, path in SCENARIOS:
+                        load(ports[key], path, 1.0)
+                cells = [(s, sc) for sc in SCENARIOS for s in subjects]
+                for rep in range(repeats):
+                    shift = rep % len(cells)
+                    for (key, label, _, _), (skey, slabel, path) in cells[shift:] + cells[:shift]:
+                        cell = load(ports[key], path, duration)
+                        samples.setdefault((key, skey), []).append(cell)
+                        say(f"[django] {kind:<8} {slabel:<26} {label:<36} rep {rep + 1}: "
+                            f"{cell['ops_s']:8.0f} req/s")  # fmt: skip
+                        _drain(ports[key], path)
+                after = counter.now()
+            for skey, slabel, path in SCENARIOS:
+                for key, label, _, ours in subjects:
+                    cells_ = samples[(key, skey)]
+                    med = statistics.median(c["ops_s"] for c in cells_)
+                    mid = min(cells_, key=lambda c: abs(c["ops_s"] - med))
+                    user = accounts[key][0]
+                    rows.append(
+                        {
+                            "suite": "django",
+                            "scenario": f"{slabel}; {kind} "
+                            + (f"{WORKERS} workers x {THREADS} threads" if kind == "gunicorn"
+                               else f"{WORKERS} workers (ASGI)")
+                            + f", {CLIENTS} clients",
+                            "server_kind": kind,
+                            "scenario_key": skey,
+                            "subject_key": key,
+                            "subject": label,
+                            "ops_s": round(med, 1),
+                            "p50_ms": mid["p50_ms"],
+                            "p99_ms": mid["p99_ms"],
+                            "errors": sum(c["errors"] for c in cells_),
+                            "ops": sum(c["ops"] for c in cells_),
+                            "server_conns_peak": counter.peak.get(user, 0),
+                            "server_conns_after": after.get(user, 0),
+                            "ours": ours,
+                            "note": f"GET {path}, Connection: close, load by {generator}, "
+                            f"{repeats} x {duration:g} s",
+                        }
+                    )  # fmt: skip
     return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The Markdown table of BENCHMARKS.md and the README (ratios: ours ÷ that row)."""
+    lines = [
+        "| server | view | ORM backend | req/s | ours ÷ this | p50 ms | p99 ms | errors | "
+        "server conns (peak) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        ours = next(
+            r for r in rows
+            if r["ours"] and r["server_kind"] == row["server_kind"]
+            and r["scenario_key"] == row["scenario_key"]
+        )  # fmt: skip
+        ratio = ours["ops_s"] / row["ops_s"] if row["ops_s"] else float("inf")
+        p50, p99 = (f"{v:.1f}" if v is not None else "-" for v in (row["p50_ms"], row["p99_ms"]))
+        view = "get() by pk" if row["scenario_key"] == "get" else "list of 20"
+        lines.append(
+            f"| {row['server_kind']} | {view} | {row['subject']} | {row['ops_s']:,.0f} | "
+            f"{'–' if row['ours'] else f'{ratio:.2f}×'} | {p50} | {p99} | {row['errors']} | "
+            f"{row['server_conns_peak']} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,22 +351,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short cells (smoke run)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per cell")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per cell (median)")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows to FILE")
     args = parser.parse_args(argv)
+    load = os.getloadavg()
     rows = run(
         duration=args.duration,
         repeats=args.repeats,
         quick=args.quick,
         progress=lambda msg: print(msg, flush=True),
     )
-    ours = next(r for r in rows if r["ours"])
-    print(f"\n{SCENARIO}")
-    for row in rows:
-        ratio = ours["ops_s"] / row["ops_s"] if row["ops_s"] else float("inf")
-        p50, p99 = (f"{v:.2f}" if v is not None else "-" for v in (row["p50_ms"], row["p99_ms"]))
-        print(
-            f"{row['subject']:<44} {row['ops_s']:>8,.0f} req/s  p50 {p50} ms  p99 {p99} ms  "
-            f"errors {row['errors']}  pool/this {ratio:.2f}x"
-        )
+    load_after = os.getloadavg()
+    print()
+    print(table(rows))
+    print(f"\nload average before {load[0]:.2f}, after {load_after[0]:.2f} (1 min)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"load_before": load, "load_after": load_after, "rows": rows}, fh, indent=1)
     return 0
 
 

@@ -329,3 +329,31 @@ async def _apinned(
 
 current_pool: _CurrentPool = _CurrentPool()
 """The pool of the current context; see the module docstring."""
+
+
+# --- added for the Django backend (lead: keep) ---
+# Django's ORM keeps its connection in its own wrapper, which may already hold one when a request
+# starts (a TestCase's atomic block). For the ORM and ``current_pool`` to share one connection,
+# the scope must be able to use a connection it did not borrow, and to let go of it unreturned.
+
+
+def adopt_connection(scope: RequestScope, pool: ConnectionPool, conn: Connection) -> bool:
+    """Make ``conn`` (borrowed from ``pool`` by someone else) ``scope``'s connection for ``pool``
+    if the scope holds none yet; True if adopted. ``release()`` would give it back like one the
+    scope borrowed: an owner that gives it back itself calls :func:`detach_connection` first."""
+    with scope._lock:
+        entry = scope._conns.get(id(pool))
+        if scope._released or (entry is not None and not isinstance(entry[1], ReturnedConnection)):
+            return False
+        scope._conns[id(pool)] = (pool, conn)
+        return True
+
+
+def detach_connection(scope: RequestScope, pool: ConnectionPool) -> Connection | None:
+    """Forget ``scope``'s connection for ``pool`` without giving it back; the caller owns it now.
+    None if the scope holds none (or only one already given back)."""
+    with scope._lock:
+        entry = scope._conns.pop(id(pool), None)
+    if entry is None or isinstance(entry[1], ReturnedConnection):
+        return None
+    return entry[1]

@@ -2,7 +2,8 @@
 
 It uses the server in ``MYSQLPOOL_URL`` (or ``DATABASE_URL``); without one it starts a throwaway
 MariaDB from the local ``mariadbd`` (removed on exit). Then it runs ``manage.py check``, creates
-the tables (``init_shop``) and serves the site with Django's development server.
+the tables (``init_shop``, then ``migrate`` for the ORM's and the admin's) and serves the site
+with Django's development server.
 
 For production use a real server with the same settings module, e.g. ``gunicorn -w 2
 --threads 4 -b 127.0.0.1:8000 example_apps.django_project.shopsite.wsgi:application``
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         django.setup()
         call_command("check")
         call_command("init_shop")
+        call_command("migrate", interactive=False, verbosity=0)
         print(f"try: curl http://{args.host}:{args.port}/users/1", flush=True)
         call_command("runserver", f"{args.host}:{args.port}", use_reloader=False)
 

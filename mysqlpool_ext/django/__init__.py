@@ -16,9 +16,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..pool import ConnectionPool
+    from contextlib import AbstractContextManager
 
-__all__ = ["close_pools", "get_pool"]
+    from ..pool import ConnectionPool
+    from ..scope import RequestScope
+
+__all__ = ["close_pools", "get_pool", "orm_scope"]
 
 
 def get_pool(alias: str = "default") -> ConnectionPool:
@@ -33,6 +36,13 @@ def close_pools(timeout: float = 0.0) -> None:
     from .pools import close_pools as _close_pools
 
     _close_pools(timeout)
+
+
+def orm_scope() -> AbstractContextManager[RequestScope]:
+    """Outside a request: the ORM and ``current_pool`` share one connection in the block."""
+    from .middleware import orm_scope as _orm_scope
+
+    return _orm_scope()
 
 
 def __getattr__(name: str) -> Any:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,15 @@ from typing import Any
 from ..config import CONNECT_PARAMS, POOL_OPTION_NAMES, build_options, parse_url, url_from_env
 from ..errors import ConfigError
 
-__all__ = ["PoolSpec", "SettingError", "read_config"]
+__all__ = [
+    "ENGINE",
+    "PoolSpec",
+    "SettingError",
+    "engine_errors",
+    "engine_pool_options",
+    "is_pool_engine",
+    "read_config",
+]
 
 SETTING = "MYSQLPOOL"
 
@@ -58,7 +65,6 @@ _DJANGO_ONLY_OPTIONS = frozenset({"isolation_level"})
 _ISOLATION_LEVELS = frozenset(
     {"read uncommitted", "read committed", "repeatable read", "serializable"}
 )
-_OPTION_IN_MESSAGE = re.compile(r"option '([A-Za-z_]+)'")
 
 
 class SettingError(Exception):
@@ -87,6 +93,8 @@ class PoolSpec:
     source: str
     kwargs: dict[str, Any] = field(repr=False)
     origins: dict[str, str] = field(repr=False)
+    #: True: the pool of a pooled-ENGINE alias, built by the backend (kwargs are empty).
+    engine: bool = False
 
     def build_kwargs(self) -> dict[str, Any]:
         """A fresh copy of the keyword arguments, named after the alias."""
@@ -100,6 +108,105 @@ def _path(*parts: str) -> str:
 def is_mysql_engine(engine: Any) -> bool:
     """Django's own backend and the third-party ones built on it (``...mysql``)."""
     return isinstance(engine, str) and "mysql" in engine.lower()
+
+
+#: The ENGINE of the pooled backend (:mod:`mysqlpool_ext.django.backend`).
+ENGINE = "mysqlpool_ext.django.backend"
+
+
+def is_pool_engine(cfg: Any) -> bool:
+    """``DATABASES[alias]`` uses the pooled ENGINE with its pool switched on."""
+    if not isinstance(cfg, Mapping) or cfg.get("ENGINE") != ENGINE:
+        return False
+    options = cfg.get("OPTIONS") or {}
+    return not isinstance(options, Mapping) or options.get("pool", True) is not False
+
+
+def _engine_option_errors(alias: str, cfg: Mapping[str, Any]) -> list[ConfigError]:
+    """Every problem of ``DATABASES[alias]['OPTIONS']['pool']`` (and ``CONN_MAX_AGE``), each a
+    ``ConfigError`` whose ``option`` is the offending key."""
+    options = cfg.get("OPTIONS") or {}
+    raw = options.get("pool", True) if isinstance(options, Mapping) else True
+    where = f"DATABASES[{alias!r}]['OPTIONS']['pool']"
+    errors: list[ConfigError] = []
+    if cfg.get("CONN_MAX_AGE", 0) != 0:
+        errors.append(
+            ConfigError(
+                f"DATABASES[{alias!r}]['CONN_MAX_AGE'] must be 0 with a pool (it is "
+                f"{cfg.get('CONN_MAX_AGE')!r}): the pool keeps the connections open, Django must "
+                "give each one back when the request ends",
+                option="CONN_MAX_AGE",
+            )
+        )
+    if raw is True or raw is False or raw is None:
+        return errors
+    if not isinstance(raw, Mapping):
+        errors.append(
+            ConfigError(
+                f"{where} must be True, False or a dict of pool options, got {type(raw).__name__}",
+                option=None,
+            )
+        )
+        return errors
+    good: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or key not in POOL_OPTION_NAMES:
+            if isinstance(key, str) and key in CONNECT_PARAMS:
+                message = (
+                    f"{where}[{key!r}]: {key!r} is a connection option; put it in "
+                    f"DATABASES[{alias!r}]['OPTIONS'] itself"
+                )
+            else:
+                close = difflib.get_close_matches(str(key), sorted(POOL_OPTION_NAMES), n=1)
+                message = f"{where}[{key!r}]: unknown pool option" + (
+                    f"; did you mean {close[0]!r}?" if close else ""
+                )
+            errors.append(ConfigError(message, option=str(key)))
+            continue
+        try:
+            build_options({key: value} if key != "max_size" else {"size": 0, key: value})
+        except ConfigError as exc:
+            errors.append(ConfigError(f"{where}[{key!r}]: {exc}", option=key))
+            continue
+        good[key] = value
+    if not errors:
+        try:
+            build_options(good)
+        except ConfigError as exc:
+            errors.append(ConfigError(f"{where}: {exc}", option=exc.option))
+    return errors
+
+
+def engine_pool_options(alias: str, cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The validated pool options of a pooled-ENGINE alias (None: pooling is switched off);
+    ``ConfigError`` for the first problem (the system check reports all of them)."""
+    if not is_pool_engine(cfg):
+        return None
+    errors = [e for e in _engine_option_errors(alias, cfg) if e.option != "CONN_MAX_AGE"]
+    if errors:
+        raise errors[0]
+    raw = (cfg.get("OPTIONS") or {}).get("pool", True)
+    return dict(raw) if isinstance(raw, Mapping) else {}
+
+
+def engine_errors(databases: Mapping[str, Any]) -> list[SettingError]:
+    """The system check's view: every bad pool option of every pooled-ENGINE alias."""
+    out: list[SettingError] = []
+    for alias, cfg in databases.items():
+        if not isinstance(cfg, Mapping) or cfg.get("ENGINE") != ENGINE:
+            continue
+        for exc in _engine_option_errors(str(alias), cfg):
+            if exc.option == "CONN_MAX_AGE":
+                setting = f"DATABASES[{alias!r}]['CONN_MAX_AGE']"
+            elif exc.option:
+                setting = f"DATABASES[{alias!r}]['OPTIONS']['pool'][{exc.option!r}]"
+            else:
+                setting = f"DATABASES[{alias!r}]['OPTIONS']['pool']"
+            message = str(exc)
+            if message.startswith(setting + ": "):
+                message = message[len(setting) + 2 :]
+            out.append(SettingError(setting, message, alias=str(alias), code=4))
+    return out
 
 
 def _put(kwargs: dict[str, Any], origins: dict[str, str], key: str, value: Any, where: str) -> None:
@@ -131,6 +238,8 @@ def _options(
     for key, value in options.items():
         if not isinstance(key, str):
             raise SettingError(where, f"keys must be strings, got {key!r}", alias=alias, code=3)
+        if key == "pool":
+            continue  # the pooled ENGINE's own option, not a connection argument
         if key == "isolation_level":
             # Django's MySQL backend consumes this one itself; do what it does, at connect time.
             level = str(value).lower()
@@ -219,16 +328,20 @@ def _spec_for_entry(
         )
     unknown = [k for k in entry if k not in ALLOWED_KEYS]
     if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(str(key).upper(), sorted(ALLOWED_KEYS), n=1)
-        raise SettingError(
-            _path(alias, str(key)),
-            "unknown key" + (f"; did you mean {close[0]!r}?" if close else ""),
-            alias=alias,
-            hint="keys are upper-case core option names (SIZE, MAX_SIZE, TIMEOUT, ...) "
-            "or URL, DATABASE, NAME, OPTIONS, HOST, PORT, USER, PASSWORD",
-            code=3,
-        )
+        errors = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key).upper(), sorted(ALLOWED_KEYS), n=1)
+            errors.append(
+                SettingError(
+                    _path(alias, str(key)),
+                    "unknown key" + (f"; did you mean {close[0]!r}?" if close else ""),
+                    alias=alias,
+                    hint="keys are upper-case core option names (SIZE, MAX_SIZE, TIMEOUT, ...) "
+                    "or URL, DATABASE, NAME, OPTIONS, HOST, PORT, USER, PASSWORD",
+                    code=3,
+                )
+            )
+        raise SettingErrors(errors)
     if "URL" in entry and "DATABASE" in entry:
         raise SettingError(
             where, "give either 'URL' or 'DATABASE' (a DATABASES alias), not both",
@@ -289,15 +402,47 @@ def _fallback(
     return None
 
 
+class SettingErrors(Exception):
+    """Several problems of one pool, all to be reported."""
+
+    def __init__(self, errors: list[SettingError]) -> None:
+        super().__init__("; ".join(map(str, errors)))
+        self.errors = errors
+
+
 def _validate(spec: PoolSpec) -> None:
-    """Run the core's validation; re-label its message with the setting the value came from."""
-    try:
-        build_options(spec.build_kwargs())
-    except ConfigError as exc:
-        message = str(exc)
-        match = _OPTION_IN_MESSAGE.search(message)
-        where = spec.origins.get(match.group(1)) if match else None
-        raise SettingError(where or spec.source, message, alias=spec.alias, code=4) from None
+    """Run the core's validation on each value, then on all of them together (``max_size`` >=
+    ``size``), so that every bad value is reported; each error names the setting it came from."""
+    if spec.engine:
+        return
+    kwargs = spec.build_kwargs()
+    errors: list[SettingError] = []
+
+    def label(exc: ConfigError) -> SettingError:
+        where = spec.origins.get(exc.option) if exc.option else None
+        return SettingError(where or spec.source, str(exc), alias=spec.alias, code=4)
+
+    for key, value in kwargs.items():
+        try:
+            build_options({key: value} if key != "max_size" else {"size": 0, key: value})
+        except ConfigError as exc:
+            errors.append(label(exc))
+    if not errors:
+        try:
+            build_options(kwargs)
+        except ConfigError as exc:
+            errors.append(label(exc))
+    if errors:
+        raise SettingErrors(errors)
+
+
+def _engine_specs(databases: Mapping[str, Any]) -> dict[str, PoolSpec]:
+    """A spec per pooled-ENGINE alias: its pool is the backend's."""
+    return {
+        alias: PoolSpec(alias, f"DATABASES[{alias!r}]['OPTIONS']['pool']", {}, {}, engine=True)
+        for alias, cfg in databases.items()
+        if isinstance(alias, str) and is_pool_engine(cfg)
+    }
 
 
 def read_config(
@@ -305,25 +450,29 @@ def read_config(
 ) -> tuple[dict[str, PoolSpec], list[SettingError]]:
     """Every pool the settings describe, and every problem found (no IO, nothing raised).
 
-    ``settings`` is ``django.conf.settings`` or anything with the same attributes.
+    ``settings`` is ``django.conf.settings`` or anything with the same attributes. Aliases of
+    ``DATABASES`` that use the pooled ENGINE are pools too (the backend's own).
     """
     databases = getattr(settings, "DATABASES", None) or {}
     if not isinstance(databases, Mapping):
         databases = {}
     specs: dict[str, PoolSpec] = {}
-    errors: list[SettingError] = []
+    errors: list[SettingError] = engine_errors(databases)
+    engine_specs = _engine_specs(databases)
+    bad_engine = {e.alias for e in errors}
+    specs.update({a: s for a, s in engine_specs.items() if a not in bad_engine})
     if not hasattr(settings, SETTING):
+        if "default" in engine_specs or "default" in bad_engine:
+            return specs, errors
         try:
             spec = _fallback("default", databases, environ)
-        except SettingError as exc:
-            errors.append(exc)
-            return specs, errors
-        if spec is not None:
-            try:
+            if spec is not None:
                 _validate(spec)
                 specs["default"] = spec
-            except SettingError as exc:
-                errors.append(exc)
+        except SettingError as exc:
+            errors.append(exc)
+        except SettingErrors as exc:
+            errors.extend(exc.errors)
         return specs, errors
     entries = getattr(settings, SETTING)
     if not isinstance(entries, Mapping):
@@ -348,11 +497,26 @@ def read_config(
                 )
             )
             continue
+        if alias in engine_specs or alias in bad_engine:
+            errors.append(
+                SettingError(
+                    _path(alias),
+                    f"DATABASES[{alias!r}] uses the pooled ENGINE, which is this alias's pool",
+                    alias=alias,
+                    hint=f"set its options in DATABASES[{alias!r}]['OPTIONS']['pool'] and "
+                    f"remove MYSQLPOOL[{alias!r}]",
+                    code=7,
+                )
+            )
+            continue
         try:
             spec = _spec_for_entry(alias, entry, databases, environ)
             _validate(spec)
         except SettingError as exc:
             errors.append(exc)
+            continue
+        except SettingErrors as exc:
+            errors.extend(exc.errors)
             continue
         specs[alias] = spec
     return specs, errors

@@ -20,15 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from pymysql.constants import SERVER_STATUS
 
-from ..scope import RequestScope, reset_scope, set_scope
+from ..scope import RequestScope, adopt_connection, detach_connection, reset_scope, set_scope
 
-__all__ = ["MySQLPoolMiddleware"]
+if TYPE_CHECKING:
+    from ..pool import ConnectionPool
+
+__all__ = ["MySQLPoolMiddleware", "orm_scope"]
 
 logger = logging.getLogger("mysqlpool_ext")
 _IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
@@ -50,7 +55,8 @@ class MySQLPoolMiddleware:
     def __call__(self, request: Any) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        scope = RequestScope()
+        scope = OrmScope()
+        _share_orm_connections(scope)
         token = set_scope(scope)
         response = None
         try:
@@ -61,7 +67,8 @@ class MySQLPoolMiddleware:
         return response
 
     async def __acall__(self, request: Any) -> Any:
-        scope = RequestScope()
+        scope = OrmScope()
+        _share_orm_connections(scope)
         token = set_scope(scope)
         response = None
         try:
@@ -74,7 +81,7 @@ class MySQLPoolMiddleware:
                 await _agive_back(scope)
         return response
 
-    def _finish(self, scope: RequestScope, response: Any) -> Any:
+    def _finish(self, scope: OrmScope, response: Any) -> Any:
         """Give the request's connections back now, or, for a streaming response, when its
         stream is closed (the one piece of logic both call paths share)."""
         if response is None or not getattr(response, "streaming", False):
@@ -91,7 +98,67 @@ class MySQLPoolMiddleware:
         return response
 
 
+class OrmScope(RequestScope):
+    """The scope of a request (or of ``orm_scope()``): the pooled ENGINE's ORM uses its
+    connection, and lets go of it before the scope gives it back; ``shared`` lists the pools
+    whose connection the ORM held already and keeps (never given back by the scope)."""
+
+    __slots__ = ("shared",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared: list[ConnectionPool] = []
+
+
+_BACKEND = "mysqlpool_ext.django.backend.base"
+
+
+def _share_orm_connections(scope: OrmScope) -> None:
+    """A connection the ORM already holds when the request starts (a ``TestCase``'s atomic block,
+    a test's earlier queries) becomes the request's connection too, still owned by the ORM: so
+    ``current_pool`` writes are in the test's transaction and roll back with it."""
+    backend = sys.modules.get(_BACKEND)
+    if backend is None:
+        return  # the pooled ENGINE is not in use
+    from django.db import connections
+
+    for wrapper in connections.all(initialized_only=True):
+        if not isinstance(wrapper, backend.DatabaseWrapper) or wrapper.connection is None:
+            continue
+        pool = wrapper._conn_pool
+        if (
+            pool is not None
+            and wrapper._conn_scope is None
+            and adopt_connection(scope, pool, wrapper.connection)
+        ):
+            scope.shared.append(pool)
+
+
+@contextmanager
+def orm_scope() -> Iterator[RequestScope]:
+    """A request scope outside a request: the ORM and ``current_pool`` share one connection per
+    pool in the block (management commands, tasks, test code), given back at its end.
+
+    A connection the ORM already holds (a ``TestCase``'s) is shared and stays the ORM's, so in
+    a ``TestCase`` the block's ``current_pool`` writes roll back with the test."""
+    scope = OrmScope()
+    _share_orm_connections(scope)
+    token = set_scope(scope)
+    try:
+        yield scope
+    finally:
+        reset_scope(token)
+        _give_back(scope)
+
+
 def _give_back(scope: RequestScope) -> None:
+    backend = sys.modules.get(_BACKEND)
+    if backend is not None:
+        # The ORM lets go of the request's connection first, so it never uses it afterwards;
+        # connections it owns stay with it.
+        backend.release_orm(scope)
+        for pool in getattr(scope, "shared", ()):
+            detach_connection(scope, pool)
     try:
         scope.release()
     except Exception:
@@ -118,6 +185,7 @@ async def _agive_back(scope: RequestScope) -> None:
     """Async path: a clean give-back is a lock and a deque, done on the loop; a rollback is a
     round trip, done in a thread so the event loop never waits on the network."""
     if scope.borrowed == 0:
+        _give_back(scope)  # no I/O: lets the ORM go of a connection given back early
         return
     if _clean(scope):
         _give_back(scope)

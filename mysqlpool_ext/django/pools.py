@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,8 @@ class PoolHandler:
         if pool is not None and not pool.closed:
             return pool
         spec = self.spec(alias)
+        if spec.engine:
+            return _engine_pool(alias)
         with self._lock:
             pool = self._pools.get(alias)
             if pool is None or pool.closed:
@@ -94,22 +97,41 @@ class PoolHandler:
     def get(self, alias: str) -> ConnectionPool | None:
         """The pool of ``alias`` if it has been built, without building it."""
         pool = self._pools.get(alias)
-        return pool if pool is not None and not pool.closed else None
+        if pool is not None and not pool.closed:
+            return pool
+        backend = sys.modules.get("mysqlpool_ext.django.backend.base")
+        if backend is not None:
+            built: list[ConnectionPool] = backend.engine_pools(alias)
+            if built:
+                return built[-1]  # the newest: the one for the alias's current settings
+        return None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.aliases())
 
     def all(self, initialized_only: bool = False) -> list[ConnectionPool]:
+        """Every pool (``MYSQLPOOL``'s and the pooled ENGINE's); ``initialized_only``: only those
+        built so far, without building any."""
         if initialized_only:
-            return [p for p in list(self._pools.values()) if not p.closed]
+            built = [p for p in list(self._pools.values()) if not p.closed]
+            if "mysqlpool_ext.django.backend.base" in sys.modules:
+                from .backend.base import engine_pools
+
+                built += engine_pools()
+            return built
         return [self[alias] for alias in self.aliases()]
 
-    def close_all(self, timeout: float = 0.0) -> None:
-        """Close every pool built so far and forget the settings (they are re-read on next use)."""
+    def close_all(self, timeout: float = 0.0, *, engine: bool = True) -> None:
+        """Close every pool built so far and forget the settings (they are re-read on next use);
+        ``engine``: the pooled ENGINE's pools too."""
         with self._lock:
             built = list(self._pools.values())
             self._pools.clear()
             self._config = None
+        if engine and "mysqlpool_ext.django.backend.base" in sys.modules:
+            from .backend.base import close_all_pools
+
+            close_all_pools(timeout)
         for pool in built:
             try:
                 pool.close(timeout)
@@ -117,8 +139,9 @@ class PoolHandler:
                 logger.exception("django: closing pool %r failed", pool.name)
 
     def reset(self) -> None:
-        """Settings changed: close what was built from the old ones."""
-        self.close_all()
+        """Settings changed: close what was built from the old ones. The ENGINE's pools follow
+        their alias's connection parameters by themselves (Django's test database)."""
+        self.close_all(engine=False)
 
     def resolve(self, name: str | None) -> ConnectionPool | None:
         """The resolver for ``current_pool``: a Django pool, or None to let others answer."""
@@ -135,6 +158,19 @@ class PoolHandler:
                 self.spec(alias)  # the default pool is misconfigured: say so
             return None
         return self[alias]
+
+
+def _engine_pool(alias: str) -> ConnectionPool:
+    """The pooled ENGINE's pool for ``alias``: the one the ORM borrows from in this context."""
+    from django.db import connections
+
+    wrapper = connections[alias]
+    pool = wrapper._conn_pool if wrapper.connection is not None else None
+    if pool is None or pool.closed:
+        pool = wrapper.pool
+    if pool is None:
+        raise ImproperlyConfigured(f"DATABASES[{alias!r}]['OPTIONS']['pool'] is off")
+    return pool
 
 
 pools = PoolHandler()

@@ -12,6 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from mysqlpool_ext import current_pool
 
+from .models import Product
+
 
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
@@ -24,6 +26,9 @@ def index(request: HttpRequest) -> HttpResponse:
                 "POST /orders {user_id, product_id, qty}",
                 "GET /async/users/<id>",
                 "GET /orm/users/<id>",
+                "GET /orm/products/<id>",
+                "GET /orm/products",
+                "GET /admin/",
                 "GET /mysqlpool/stats",
             ]
         }
@@ -59,6 +64,23 @@ def orm_user(request: HttpRequest, uid: int) -> JsonResponse:
     if row is None:
         raise Http404("no such user")
     return JsonResponse({"id": row[0], "name": row[1]})
+
+
+@require_GET
+def orm_product(request: HttpRequest, pid: int) -> JsonResponse:
+    """The ORM: ``get()`` by primary key (with the pooled ENGINE, a pooled connection)."""
+    try:
+        p = Product.objects.get(pk=pid)
+    except Product.DoesNotExist:
+        raise Http404("no such product") from None
+    return JsonResponse({"id": p.pk, "name": p.name, "price_cents": p.price_cents})
+
+
+@require_GET
+def orm_products(request: HttpRequest) -> JsonResponse:
+    """The ORM: a list of (up to) 20 rows."""
+    rows = list(Product.objects.values("id", "name", "price_cents", "stock")[:20])
+    return JsonResponse({"products": rows})
 
 
 @csrf_exempt

@@ -1,0 +1,379 @@
+"""The pooled MySQL backend: Django's MySQL ``DatabaseWrapper`` on PyMySQL and a ConnectionPool.
+
+Like Django's PostgreSQL pool, a pool is built per alias on first use from the alias's connection
+parameters, ``get_new_connection`` borrows from it, ``_close`` gives back, and ``close_pool()``
+closes it. What differs, and why:
+
+- **The driver is PyMySQL**, with no ``install_as_MySQLdb()`` (see :mod:`._driver`).
+- **Connection setup happens once per server connection.** The session settings Django's MySQL
+  backend sends after every connect (the isolation level, ``READ COMMITTED`` by default) go into
+  the pool's ``init_command``, which the server runs when the connection opens and again when the
+  pool resets a session. ``autocommit`` is the connect-time mode (Django's ``AUTOCOMMIT``), so a
+  borrow costs no round trip. Only a server whose ``sql_auto_is_null`` is on (not a default
+  anywhere) gets ``SET SQL_AUTO_IS_NULL = 0`` per borrow, as Django sends it.
+- **Inside a request scope** (``MySQLPoolMiddleware``) the ORM uses the request's connection, the
+  one ``current_pool`` uses: ``LAST_INSERT_ID()``, session variables and transactions span both.
+  ``_close`` then only lets go of it; the middleware gives it back when the request ends.
+  Outside requests the ORM borrows when Django connects and gives back when Django closes.
+- A pool is kept per set of connection parameters, so a test database (Django changes ``NAME``)
+  or a ``connection.copy()`` with other ``OPTIONS`` never borrows from a pool opened for other
+  parameters. A superseded pool with nothing lent is closed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from typing import Any
+
+import pymysql
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError
+from django.db.backends import utils as backend_utils
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.utils import DEFAULT_DB_ALIAS  # noqa: F401 - re-exported for readers
+from django.utils.asyncio import async_unsafe
+from pymysql.constants import FIELD_TYPE, SERVER_STATUS
+
+from ...connection import Connection
+from ...errors import ConfigError
+from ...pool import ConnectionPool
+from ...scope import RequestScope, current_scope, detach_connection
+from ..conf import engine_pool_options
+from ..middleware import OrmScope
+from ._driver import load_django_mysql_base
+from .features import DatabaseFeatures
+
+_mysql = load_django_mysql_base()
+_MySQLCursorWrapper: Any = _mysql.CursorWrapper
+_MySQLDatabaseWrapper: Any = _mysql.DatabaseWrapper
+
+__all__ = ["DatabaseWrapper", "close_all_pools", "engine_pools"]
+
+NO_DB_ALIAS = "__no_db__"  # django.db.backends.base.base.NO_DB_ALIAS, stable since Django 1.x
+_IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
+
+#: PyMySQL's converters with Django's TIME handling (what Django's backend builds from MySQLdb's).
+django_conversions = {
+    **pymysql.converters.conversions,
+    FIELD_TYPE.TIME: backend_utils.typecast_time,
+}
+
+# alias -> [(the pool's keyword arguments, the pool)], newest last.
+_pools: dict[str, list[tuple[dict[str, Any], ConnectionPool]]] = {}
+_pools_lock = threading.Lock()
+
+
+def _reset_lock_in_child() -> None:
+    # A thread of the parent may have held it at fork time (gunicorn --preload); the pools
+    # themselves start afresh in the child (the core's fork handling).
+    global _pools_lock
+    _pools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
+
+
+def engine_pools(alias: str | None = None) -> list[ConnectionPool]:
+    """The open pools this backend built (for ``alias``, or all), newest last."""
+    with _pools_lock:
+        entries = [e for a, es in _pools.items() if alias in (None, a) for e in es]
+    return [pool for _, pool in entries if not pool.closed]
+
+
+def close_all_pools(timeout: float = 0.0) -> None:
+    """Close every pool of the backend (settings changed; at exit; before forking on purpose)."""
+    with _pools_lock:
+        entries = [e for es in _pools.values() for e in es]
+        _pools.clear()
+    for _, pool in entries:
+        pool.close(timeout)
+
+
+class CursorWrapper(_MySQLCursorWrapper):
+    """Django's cursor wrapper, mapping PyMySQL's errors (not whatever ``MySQLdb`` is)."""
+
+    def execute(self, query: Any, args: Any = None) -> Any:
+        try:
+            return self.cursor.execute(query, args)
+        except pymysql.err.OperationalError as e:
+            if e.args[0] in self.codes_for_integrityerror:
+                raise IntegrityError(*tuple(e.args)) from e
+            raise
+
+    def executemany(self, query: Any, args: Any) -> Any:
+        try:
+            return self.cursor.executemany(query, args)
+        except pymysql.err.OperationalError as e:
+            if e.args[0] in self.codes_for_integrityerror:
+                raise IntegrityError(*tuple(e.args)) from e
+            raise
+
+
+class DatabaseWrapper(_MySQLDatabaseWrapper):
+    Database = pymysql
+    features_class = DatabaseFeatures
+
+    connection: Any
+    run_on_commit: list[Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._conn_pool: ConnectionPool | None = None  # the pool self.connection came from
+        self._conn_scope: RequestScope | None = None  # the scope that owns self.connection
+        self._connecting = False  # between get_new_connection() and init_connection_state()
+        self._pool_cache: tuple[dict[str, Any], Any, ConnectionPool | None] | None = None
+
+    # -- the pool ------------------------------------------------------------------------------
+    def get_connection_params(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = super().get_connection_params()
+        kwargs.pop("pool", None)
+        kwargs["conv"] = django_conversions
+        return kwargs
+
+    @property
+    def pool(self) -> ConnectionPool | None:
+        """The pool this alias's connections come from now (None: ``OPTIONS["pool"]`` is False,
+        or this is Django's no-database alias)."""
+        return self._pool_for(self.get_connection_params())
+
+    def _pool_kwargs(self, conn_params: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        kwargs = dict(conn_params)
+        kwargs["autocommit"] = bool(self.settings_dict["AUTOCOMMIT"])
+        # Once per server connection: Django's per-connect SET, as the pool's init_command.
+        if self.isolation_level:
+            setup = f"SET SESSION TRANSACTION ISOLATION LEVEL {self.isolation_level.upper()}"
+            user_init = kwargs.get("init_command")
+            if user_init:
+                # Two statements in one init_command need MULTI_STATEMENTS (mysqlclient, which
+                # Django documents, always sets it; PyMySQL does not).
+                kwargs["init_command"] = f"{user_init}; {setup}"
+                kwargs["client_flag"] = (
+                    int(kwargs.get("client_flag", 0)) | pymysql.constants.CLIENT.MULTI_STATEMENTS
+                )
+            else:
+                kwargs["init_command"] = setup
+        kwargs.setdefault("name", self.alias)
+        kwargs.update(options)
+        return kwargs
+
+    def _pool_for(self, conn_params: dict[str, Any]) -> ConnectionPool | None:
+        if self.alias == NO_DB_ALIAS:
+            return None
+        # Every Django connect() asks: answer from the last answer while the settings are the
+        # same (two dict comparisons) instead of validating them again.
+        # (get_connection_params() set self.isolation_level, which is not in conn_params.)
+        extra = (
+            self.settings_dict["OPTIONS"].get("pool", True),
+            self.isolation_level,
+            self.settings_dict["AUTOCOMMIT"],
+        )
+        cached = self._pool_cache
+        if cached is not None and cached[1] == extra and cached[0] == conn_params:
+            pool = cached[2]
+            if pool is None or not pool.closed:
+                return pool
+        pool = self._find_or_build_pool(conn_params)
+        self._pool_cache = (dict(conn_params), copy.deepcopy(extra), pool)
+        return pool
+
+    def _find_or_build_pool(self, conn_params: dict[str, Any]) -> ConnectionPool | None:
+        try:
+            options = engine_pool_options(self.alias, self.settings_dict)
+        except ConfigError as exc:
+            raise ImproperlyConfigured(str(exc)) from None
+        if options is None:
+            return None
+        kwargs = self._pool_kwargs(conn_params, options)
+        for key, pool in reversed(_pools.get(self.alias, ())):
+            if key == kwargs and not pool.closed:
+                return pool
+        with _pools_lock:
+            entries = _pools.setdefault(self.alias, [])
+            for key, pool in reversed(entries):
+                if key == kwargs and not pool.closed:
+                    return pool
+            max_age = self.settings_dict.get("CONN_MAX_AGE", 0)
+            if max_age != 0:
+                # Checked when the pool is built, as Django's PostgreSQL pool does (and by
+                # ``manage.py check``).
+                raise ImproperlyConfigured(
+                    f"DATABASES[{self.alias!r}]['CONN_MAX_AGE'] must be 0 with a pool (it is "
+                    f"{max_age!r}): the pool keeps connections open, Django must give each one "
+                    "back when it is done with it"
+                )
+            try:
+                pool = ConnectionPool(**kwargs)
+            except ConfigError as exc:
+                where = f"DATABASES[{self.alias!r}]"
+                if exc.option in options:
+                    where += f"['OPTIONS']['pool'][{exc.option!r}]"
+                raise ImproperlyConfigured(f"{where}: {exc}") from None
+            # Pools for parameters nobody uses any more (the database before the test
+            # database replaced it) are closed once nothing is lent from them.
+            keep = []
+            for key, old in entries:
+                if old.closed:
+                    continue
+                if old.stats()["in_use"] == 0:
+                    old.close()
+                else:
+                    keep.append((key, old))
+            keep.append((kwargs, pool))
+            _pools[self.alias] = keep
+        return pool
+
+    def close_pool(self) -> None:
+        """Close this alias's pools (Django's PostgreSQL backend has the same method)."""
+        with _pools_lock:
+            entries = _pools.pop(self.alias, [])
+        for _, pool in entries:
+            pool.close()
+
+    # -- connections ---------------------------------------------------------------------------
+    @async_unsafe
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        pool = self._pool_for(conn_params)
+        self._conn_pool = pool
+        self._conn_scope = None
+        self._connecting = True
+        if pool is None:
+            return pymysql.connect(**conn_params)
+        scope = current_scope()
+        if isinstance(scope, OrmScope):
+            # Only a scope that lets the ORM go of its connection before giving it back (the
+            # middleware's, orm_scope()); in another scope the ORM borrows for itself.
+            conn = scope.connection_for(pool)
+            self._conn_scope = scope
+            _orm_wrappers_of(scope).append(self)
+            return conn
+        return pool.get_connection()
+
+    def init_connection_state(self) -> None:
+        connecting, self._connecting = self._connecting, False
+        if self._conn_pool is None or not connecting:
+            # No pool, or called by hand: exactly what Django's MySQL backend does.
+            super().init_connection_state()
+            return
+        # On connect: the version check (once per process); the session settings are already
+        # in place (the pool's init_command).
+        BaseDatabaseWrapper.init_connection_state(self)
+        if self.features.is_sql_auto_is_null_enabled:
+            with self.cursor() as cursor:
+                cursor.execute("SET SQL_AUTO_IS_NULL = 0")
+
+    @async_unsafe
+    def create_cursor(self, name: Any = None) -> Any:
+        return CursorWrapper(self.connection.cursor())
+
+    def _rollback(self) -> None:
+        try:
+            BaseDatabaseWrapper._rollback(self)
+        except pymysql.err.NotSupportedError:
+            pass
+
+    def is_usable(self) -> bool:
+        if self.connection is None:
+            return False
+        try:
+            self.connection.ping()
+        except pymysql.err.Error:
+            return False
+        return True
+
+    def close_if_health_check_failed(self) -> None:
+        if self._conn_pool is not None:
+            return  # the pool checks a connection before lending it after an idle spell
+        super().close_if_health_check_failed()
+
+    def get_autocommit(self) -> bool:
+        """False while ``current_pool.transaction()`` (a BEGIN on this same connection) is open,
+        so ``atomic()`` inside it nests as a savepoint instead of committing it."""
+        autocommit: bool = super().get_autocommit()
+        if autocommit and not self.in_atomic_block and self._conn_pool is not None:
+            conn = self.connection
+            if isinstance(conn, Connection) and conn.server_status & _IN_TRANS:
+                return False
+        return autocommit
+
+    def _close(self) -> None:
+        conn = self.connection
+        if conn is None or self._conn_pool is None:
+            super()._close()
+            return
+        scope, pool = self._conn_scope, self._conn_pool
+        self._conn_scope = None
+        self._conn_pool = None
+        if scope is not None:
+            # The request's connection: the middleware gives it back when the request ends,
+            # unless it broke (then the scope must not hand it out again).
+            _forget(scope, self)
+            if not conn.open:
+                detached = detach_connection(scope, pool)
+                if detached is not None:
+                    detached.close()  # the pool discards it
+            return
+        with self.wrap_database_errors:
+            try:
+                if self.in_atomic_block or not self.autocommit:
+                    # Closed inside a transaction: a closed socket would make the server roll
+                    # back; a pooled connection must too. Django knows a transaction may be open
+                    # even when the last packet's status flags do not say so (a result set's
+                    # EOF packet, e.g. MariaDB's INSERT ... RETURNING, does not update them).
+                    conn.rollback()
+            finally:
+                conn.close()
+        self.connection = None
+
+    def release_request_connection(self, scope: RequestScope) -> None:
+        """End of ``scope``'s request: stop using its connection (the scope gives it back).
+
+        No I/O, so the async middleware may call it on the event loop."""
+        if self._conn_scope is not scope:
+            return
+        self._conn_scope = None
+        self._conn_pool = None
+        self.run_on_commit = []
+        if self.in_atomic_block:
+            # What Django's close() does to a connection closed inside atomic().
+            self.closed_in_transaction = True
+            self.needs_rollback = True
+        else:
+            self.connection = None
+
+
+# Wrappers that took a request scope's connection, by scope: the middleware lets them go at the
+# end of the request. RequestScope has __slots__ without __weakref__, hence the id() key; entries
+# are removed by the middleware (and by a wrapper letting go early).
+_scope_wrappers: dict[int, list[DatabaseWrapper]] = {}
+
+
+def _orm_wrappers_of(scope: RequestScope) -> list[DatabaseWrapper]:
+    return _scope_wrappers.setdefault(id(scope), [])
+
+
+def _forget(scope: RequestScope, wrapper: DatabaseWrapper) -> None:
+    wrappers = _scope_wrappers.get(id(scope))
+    if wrappers is not None:
+        if wrapper in wrappers:
+            wrappers.remove(wrapper)
+        if not wrappers:
+            _scope_wrappers.pop(id(scope), None)
+
+
+def release_orm(scope: RequestScope) -> None:
+    """Let every ORM wrapper using ``scope``'s connection go of it (before the scope releases)."""
+    for wrapper in _scope_wrappers.pop(id(scope), ()):
+        wrapper.release_request_connection(scope)
+
+
+def _register_current_pool() -> None:
+    """``current_pool`` means this alias's pool even without the app in ``INSTALLED_APPS``."""
+    from ...scope import register_resolver
+    from ..pools import pools
+
+    register_resolver(pools.resolve, fallback=True)
+
+
+_register_current_pool()

@@ -1,0 +1,122 @@
+"""The pooled ENGINE's settings: OPTIONS["pool"] validated by ``manage.py check`` (every bad
+option, with suggestions), CONN_MAX_AGE, and the ENGINE's aliases in the pool handler."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from django.test.utils import override_settings
+
+from mysqlpool_ext.django.conf import ENGINE, engine_pool_options, read_config
+
+pytestmark = pytest.mark.no_server
+
+
+def engine_db(**extra: Any) -> dict[str, Any]:
+    options = extra.pop("OPTIONS", {})
+    return {
+        "ENGINE": ENGINE, "HOST": "127.0.0.1", "PORT": 3306, "USER": "u",
+        "PASSWORD": "hunter2-pw", "NAME": "shop", "OPTIONS": options, **extra,
+    }  # fmt: skip
+
+
+def errors_of(**settings: Any) -> list[Any]:
+    return read_config(SimpleNamespace(**settings), {})[1]
+
+
+def test_every_bad_pool_option_is_reported_with_its_setting() -> None:
+    pool = {"sise": 3, "timeout": "soon", "max_size": 0, "host": "db", "lazy": True}
+    errors = errors_of(DATABASES={"default": engine_db(OPTIONS={"pool": pool})})
+    by_setting = {e.setting: e.message for e in errors}
+    base = "DATABASES['default']['OPTIONS']['pool']"
+    assert set(by_setting) == {f"{base}['sise']", f"{base}['timeout']", f"{base}['max_size']",
+                               f"{base}['host']"}, errors  # fmt: skip
+    assert "did you mean 'size'" in by_setting[f"{base}['sise']"]
+    assert "timeout" in by_setting[f"{base}['timeout']"]
+    assert "connection option" in by_setting[f"{base}['host']"]
+    assert all("hunter2-pw" not in str(e) for e in errors)
+
+
+def test_size_above_max_size_is_reported_once_the_values_are_valid() -> None:
+    errors = errors_of(
+        DATABASES={"default": engine_db(OPTIONS={"pool": {"size": 5, "max_size": 2}})}
+    )
+    assert len(errors) == 1 and ">= 'size'" in errors[0].message, errors
+
+
+def test_pool_must_be_bool_or_dict_and_conn_max_age_zero() -> None:
+    errors = errors_of(DATABASES={"default": engine_db(OPTIONS={"pool": 5}, CONN_MAX_AGE=60)})
+    settings = sorted(e.setting for e in errors)
+    assert settings == [
+        "DATABASES['default']['CONN_MAX_AGE']",
+        "DATABASES['default']['OPTIONS']['pool']",
+    ], errors
+    assert "must be 0" in next(e.message for e in errors if "CONN_MAX_AGE" in e.setting)
+
+
+def test_good_options_and_defaults() -> None:
+    assert engine_pool_options("default", engine_db(OPTIONS={"pool": True})) == {}
+    assert engine_pool_options("default", engine_db()) == {}
+    assert engine_pool_options("default", engine_db(OPTIONS={"pool": False})) is None
+    assert engine_pool_options("x", engine_db(OPTIONS={"pool": {"max_size": 20, "timeout": 5}}))
+    specs, errors = read_config(
+        SimpleNamespace(DATABASES={"default": engine_db(), "other": engine_db()}), {}
+    )
+    assert errors == []
+    assert sorted(specs) == ["default", "other"] and all(s.engine for s in specs.values())
+
+
+def test_mysqlpool_reports_every_bad_option_too() -> None:
+    """Issue 16, item 6: not only the first bad option of a pool."""
+    entry = {"URL": "mysql://u@h/d", "SIZE": -1, "TIMEOUT": "soon", "SIZ": 1, "MAX_SIZ": 2}
+    errors = errors_of(MYSQLPOOL={"default": entry}, DATABASES={})
+    assert sorted(e.setting for e in errors) == [
+        "MYSQLPOOL['default']['MAX_SIZ']",
+        "MYSQLPOOL['default']['SIZ']",
+    ], errors  # fmt: skip
+    # Unknown keys first; the values are checked once every key is known.
+    del entry["SIZ"], entry["MAX_SIZ"]
+    errors = errors_of(MYSQLPOOL={"default": entry}, DATABASES={})
+    assert sorted(e.setting for e in errors) == [
+        "MYSQLPOOL['default']['SIZE']", "MYSQLPOOL['default']['TIMEOUT']",
+    ], errors  # fmt: skip
+
+
+def test_mysqlpool_entry_for_an_engine_alias_is_an_error() -> None:
+    errors = errors_of(MYSQLPOOL={"default": {"SIZE": 2}}, DATABASES={"default": engine_db()})
+    assert [e.code for e in errors] == [7] and "OPTIONS']['pool']" in (errors[0].hint or "")
+
+
+def test_manage_py_check_reports_engine_options() -> None:
+    databases = {"default": engine_db(OPTIONS={"pool": {"timout": 5, "size": -1}})}
+    with (
+        pytest.warns(UserWarning, match="Overriding setting DATABASES"),
+        override_settings(DATABASES=databases),
+    ):
+        found = [m for m in checks.run_checks() if m.id.startswith("mysqlpool.")]
+    assert sorted(m.obj for m in found) == [
+        "DATABASES['default']['OPTIONS']['pool']['size']",
+        "DATABASES['default']['OPTIONS']['pool']['timout']",
+    ], found
+    assert any("did you mean 'timeout'" in m.msg for m in found)
+
+
+def test_the_backend_refuses_conn_max_age_and_bad_options() -> None:
+    from mysqlpool_ext.django.backend.base import DatabaseWrapper
+
+    wrapper = DatabaseWrapper(
+        {**connections.settings["default"], **engine_db(CONN_MAX_AGE=60)}, "probe"
+    )
+    with pytest.raises(ImproperlyConfigured, match="CONN_MAX_AGE"):
+        _ = wrapper.pool
+    wrapper = DatabaseWrapper(
+        {**connections.settings["default"], **engine_db(OPTIONS={"pool": {"max_size": -1}})},
+        "probe",
+    )
+    with pytest.raises(ImproperlyConfigured, match=r"\['pool'\]\['max_size'\]"):
+        _ = wrapper.pool

@@ -1,0 +1,8 @@
+from django.db import models
+
+
+class Item(models.Model):
+    name = models.CharField(max_length=64)
+
+    class Meta:
+        app_label = "engine_app"

@@ -1,0 +1,223 @@
+"""Run by Django's own test runner (``manage.py test engine_app``) from test_engine.py: the test
+database, TestCase/TransactionTestCase and the test Client exactly as a user's suite gets them."""
+
+from __future__ import annotations
+
+import threading
+
+import pymysql
+from asgiref.sync import async_to_sync
+from django.db import connections
+from django.test import AsyncClient, TestCase, TransactionTestCase
+
+from engine_app.models import Item
+from mysqlpool_ext import current_pool
+from mysqlpool_ext.django import orm_scope
+from mysqlpool_ext.django.backend.base import engine_pools
+
+
+def lent() -> int:
+    """Connections lent by the pools, besides those the test's own ORM connections hold (outside
+    requests Django keeps its connection until it closes it, as with the stock backend)."""
+    held = sum(1 for w in connections.all(initialized_only=True) if w.connection is not None)
+    return sum(p.stats()["in_use"] for p in engine_pools()) - held
+
+
+class PerTestRollback(TestCase):
+    """TestCase: the request shares the test's connection, so current_pool writes roll back with
+    the test like ORM writes."""
+
+    databases = {"default", "other"}
+
+    def test_1_write_through_both(self) -> None:
+        self.assertEqual(Item.objects.count(), 0)
+        self.assertEqual(self.client.get("/same").status_code, 200)
+        # Test code outside a request shares the test's connection through orm_scope().
+        with orm_scope():
+            current_pool.execute_query("INSERT INTO engine_app_item (name) VALUES ('outside')")
+        self.assertEqual(Item.objects.count(), 2)
+
+    def test_2_nothing_leaked_from_test_1(self) -> None:
+        self.assertEqual(Item.objects.count(), 0)
+        self.assertEqual(Item.objects.filter(name="same").count(), 0)
+
+    def test_3_same_connection_in_request(self) -> None:
+        data = self.client.get("/same").json()
+        self.assertEqual(len(set(data["ids"])), 1, data)
+        self.assertEqual(data["last"], data["pk"])
+        self.assertEqual(data["var"], 42)
+        with connections["default"].cursor() as cur:
+            cur.execute("SELECT CONNECTION_ID()")
+            self.assertEqual(cur.fetchone()[0], data["ids"][0])  # the test's own connection
+
+    def test_4_atomic_rolls_back_both(self) -> None:
+        self.client.get("/atomic-fail")
+        self.assertEqual(Item.objects.count(), 0)
+
+    def test_5_stream_uses_the_request_connection(self) -> None:
+        Item.objects.create(name="s")
+        response = self.client.get("/stream")
+        lines = b"".join(response.streaming_content).decode().split()
+        for line in lines:
+            orm, pool, count, _ = line.split(",")
+            self.assertEqual(orm, pool)
+            self.assertEqual(count, "1")
+        self.assertEqual(len(lines), 3)
+
+
+class RequestLifecycle(TransactionTestCase):
+    """TransactionTestCase (no test transaction): the connection goes back at the end of every
+    test-Client request, and writes commit or roll back as the view's blocks say."""
+
+    databases = {"default", "other"}
+
+    def test_connection_given_back_after_each_request(self) -> None:
+        for _ in range(5):
+            data = self.client.get("/same").json()
+            self.assertEqual(len(set(data["ids"])), 1, data)
+            self.assertEqual(lent(), 0)
+        self.assertIsNone(connections["default"].connection)
+
+    def test_zero_new_connections_after_warmup(self) -> None:
+        self.client.get("/same")
+        before = sum(p.stats()["connections_num"] for p in engine_pools())
+        ids = {tuple(self.client.get("/same").json()["ids"]) for _ in range(20)}
+        after = sum(p.stats()["connections_num"] for p in engine_pools())
+        self.assertEqual(after, before)
+        self.assertEqual(len(ids), 1, ids)  # max_size 4, sequential requests: always the same one
+
+    def test_atomic_rolls_back_orm_and_pool_writes(self) -> None:
+        self.client.get("/atomic-fail")
+        self.assertEqual(Item.objects.count(), 0)
+        self.assertEqual(lent(), 0)
+
+    def test_atomic_inside_pool_transaction_is_a_savepoint(self) -> None:
+        self.client.get("/nest")
+        self.assertEqual(
+            sorted(Item.objects.values_list("name", flat=True)), ["nest-orm", "nest-pool"]
+        )
+        self.client.get("/nest-fail")
+        self.assertEqual(Item.objects.filter(name__startswith="nestfail").count(), 0)
+        self.assertEqual(lent(), 0)
+
+    def test_atomic_requests_roll_back_both(self) -> None:
+        self.client.raise_request_exception = False
+        settings_dict = connections["other"].settings_dict
+        settings_dict["ATOMIC_REQUESTS"] = True
+        try:
+            self.assertEqual(self.client.get("/other-fail").status_code, 500)
+        finally:
+            settings_dict["ATOMIC_REQUESTS"] = False
+        self.assertEqual(Item.objects.using("other").count(), 0)
+        self.assertEqual(lent(), 0)
+
+    def test_stream_gives_back_when_closed(self) -> None:
+        Item.objects.create(name="s")
+        connections["default"].close()
+        response = self.client.get("/stream")
+        lines = b"".join(response.streaming_content).decode().split()
+        response.close()
+        self.assertEqual(len(lines), 3)
+        self.assertEqual(lent(), 0)
+
+    def test_async_views_and_async_orm(self) -> None:
+        pk = Item.objects.create(name="a").pk
+        connections["default"].close()
+        client = AsyncClient()
+
+        async def go() -> list[dict[str, object]]:
+            out = []
+            for _ in range(5):
+                out.append((await client.get(f"/aitem/{pk}")).json())
+                out.append((await client.get("/asame")).json())
+            return out
+
+        for data in async_to_sync(go)():
+            if "ids" in data:
+                self.assertEqual(len(set(data["ids"])), 1, data)  # type: ignore[arg-type]
+                self.assertEqual(data["last"], data["pk"])
+            else:
+                self.assertEqual(data["name"], "a")
+        self.assertEqual(lent(), 0)
+
+    def test_outside_requests_borrow_per_use(self) -> None:
+        connections["default"].close()
+        self.assertEqual(lent(), 0)
+        Item.objects.create(name="x")
+        self.assertIsNotNone(connections["default"].connection)  # held until Django closes it
+        self.assertEqual(sum(p.stats()["in_use"] for p in engine_pools()), 1)
+        connections["default"].close()
+        self.assertEqual(lent(), 0)
+
+        def work() -> None:
+            Item.objects.create(name="thread")
+            connections.close_all()
+
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+        self.assertEqual(lent(), 0)
+        self.assertEqual(Item.objects.count(), 2)
+        connections["default"].close()
+
+    def test_orm_in_a_plain_request_scope_borrows_for_itself(self) -> None:
+        """A scope opened by other code (mysqlpool_ext.request_scope) never lends the ORM a
+        connection it would give back under the ORM's feet."""
+        from mysqlpool_ext.scope import request_scope
+
+        connections["default"].close()
+        with request_scope():
+            Item.objects.create(name="in-scope")
+        self.assertEqual(Item.objects.count(), 1)  # the ORM's own connection, still usable
+        connections["default"].close()
+        self.assertEqual(lent(), 0)
+
+    def test_isolation_level_follows_the_settings(self) -> None:
+        """Set once per server connection (the pool's init_command), and a change of the setting
+        gives connections set up for the new level."""
+
+        def level() -> str:
+            with connections["default"].cursor() as cur:
+                var = "tx_isolation" if connections["default"].mysql_is_mariadb else (
+                    "transaction_isolation"
+                )  # fmt: skip
+                cur.execute(f"SELECT @@SESSION.{var}")
+                return str(cur.fetchone()[0])
+
+        wrapper = connections["default"]
+        options = wrapper.settings_dict["OPTIONS"]
+        wrapper.close()
+        self.assertEqual(level(), "READ-COMMITTED")  # Django's default
+        wrapper.close()
+        options["isolation_level"] = "serializable"
+        try:
+            self.assertEqual(level(), "SERIALIZABLE")
+        finally:
+            wrapper.close()
+            del options["isolation_level"]
+        self.assertEqual(level(), "READ-COMMITTED")
+        wrapper.close()
+
+    def test_close_pool_and_pool_false(self) -> None:
+        wrapper = connections["default"]
+        wrapper.close()
+        old = wrapper.pool
+        wrapper.close_pool()
+        self.assertTrue(old.closed)
+        self.assertEqual(Item.objects.count(), 0)  # a new pool, built on the next connect
+        self.assertIsNot(wrapper.pool, old)
+        wrapper.close()
+
+        plain = wrapper.copy()
+        plain.settings_dict["OPTIONS"]["pool"] = False
+        try:
+            self.assertIsNone(plain.pool)
+            with plain.cursor() as cur:
+                cur.execute("SELECT 1")
+            self.assertIs(type(plain.connection), pymysql.connections.Connection)
+        finally:
+            plain.close()
+
+    def test_current_pool_is_the_engine_pool(self) -> None:
+        self.assertIs(current_pool._get_current_object(), connections["default"].pool)
+        self.assertIs(current_pool.using("other")._get_current_object(), connections["other"].pool)

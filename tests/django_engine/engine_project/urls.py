@@ -1,0 +1,16 @@
+from django.urls import path
+from engine_app import views
+
+urlpatterns = [
+    path("same", views.same),
+    path("atomic-fail", views.atomic_fail),
+    path("nest", views.nest),
+    path("nest-fail", views.nest_fail),
+    path("item/<int:pk>", views.item),
+    path("items", views.items),
+    path("aitem/<int:pk>", views.aitem),
+    path("asame", views.asame),
+    path("stream", views.stream),
+    path("other-fail", views.other_fail),
+    path("stats", views.stats),
+]
