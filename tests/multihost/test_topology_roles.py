@@ -1,0 +1,138 @@
+"""A host list finds its servers' roles by itself: a real primary and replica on loopback."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pymysql
+import pytest
+from faultproxy import TcpProxy
+from hostkit import DATABASE, Pair, wait_until
+
+from mysqlpool_ext import ConnectionPool, topology
+
+
+def _show_variables_count(pair: Pair, server: Any) -> int:
+    rows = pair.sql(server, "SHOW GLOBAL STATUS LIKE 'Com_show_variables'")
+    return int(rows[0][1])
+
+
+@pytest.mark.parametrize("primary_first", [True, False])
+def test_primary_target_finds_the_primary_whatever_the_order(
+    pair: Pair, primary_first: bool
+) -> None:
+    servers = [pair.primary, pair.replica] if primary_first else [pair.replica, pair.primary]
+    hosts = [pair.address(s) for s in servers]
+    with ConnectionPool(
+        hosts=hosts, size=2, max_size=3, topology_interval=60, **pair.app_kwargs()
+    ) as pool:
+        for _ in range(5):
+            with pool.connection() as conn:
+                assert conn.port == pair.primary.port
+                conn.execute_query("INSERT INTO writes (writer, origin) VALUES (0, @@server_id)")
+        roles = {h["port"]: h["role"] for h in pool.stats()["hosts"]}
+        assert roles[pair.primary.port] == "primary"
+        by_port = {h["port"]: h for h in topology.describe(pool)}
+        assert by_port[pair.primary.port]["connections"] == 2
+        assert by_port[pair.primary.port]["serves_target"] is True
+
+
+def test_role_is_checked_once_per_new_connection_not_per_borrow(pair: Pair) -> None:
+    """The hot path stays as it was: 200 borrows on 2 connections, 2 role queries."""
+    before = _show_variables_count(pair, pair.primary)
+    with ConnectionPool(
+        hosts=[pair.address(pair.primary)], size=2, topology_interval=60, **pair.app_kwargs()
+    ) as pool:
+        for _ in range(200):
+            with pool.connection() as conn:
+                conn.execute_query("SELECT 1")
+        assert pool.stats()["connections_num"] == 2
+    assert _show_variables_count(pair, pair.primary) - before == 2
+
+
+def test_replica_target_reads_from_the_replica_and_its_writes_fail(pair: Pair) -> None:
+    hosts = [pair.address(pair.primary), pair.address(pair.replica)]
+    with ConnectionPool(hosts=hosts, target="replica", size=1, **pair.app_kwargs()) as pool:
+        with pool.connection() as conn:
+            assert conn.port == pair.replica.port
+            assert conn.execute_query("SELECT @@server_id", return_one=True) == (2,)
+            assert conn.execute_query("SELECT COUNT(*) FROM writes", return_one=True) is not None
+        with pytest.raises(pymysql.MySQLError) as info, pool.connection() as conn:
+            conn.execute_query("INSERT INTO writes (writer, origin) VALUES (1, 1)")
+        assert info.value.args[0] == 1290
+        # A refused write on a replica target is the application's mistake, not a role
+        # change: the connection stays in the pool.
+        with pool.connection() as conn:
+            assert conn.port == pair.replica.port
+        assert pool.stats()["connections_num"] == 1
+
+
+def test_prefer_replica_and_any(pair: Pair) -> None:
+    hosts = [pair.address(pair.primary), pair.address(pair.replica)]
+    with (
+        ConnectionPool(hosts=hosts, target="prefer-replica", size=2, **pair.app_kwargs()) as pool,
+        pool.connection() as conn,
+    ):
+        assert conn.port == pair.replica.port
+    with ConnectionPool(hosts=hosts, target="any", size=4, **pair.app_kwargs()) as pool:
+        # Least connections: both servers share the pool.
+        counts = {h["port"]: h["connections"] for h in pool.stats()["hosts"]}
+        assert counts == {pair.primary.port: 2, pair.replica.port: 2}
+
+
+def test_url_with_a_host_list(pair: Pair) -> None:
+    url = (
+        f"mysql://app:{pair.app_password}@{pair.address(pair.replica)},"
+        f"{pair.address(pair.primary)}/{DATABASE}?target=primary&ssl_disabled=true&size=1"
+    )
+    with ConnectionPool.from_url(url) as pool:
+        with pool.connection() as conn:
+            assert conn.port == pair.primary.port
+        for text in (repr(pool), pool.server_address, pool.url, str(pool.stats())):
+            assert pair.app_password not in text
+        assert pair.address(pair.replica) in pool.server_address
+
+
+def test_one_host_blackholed_borrows_go_to_the_other(pair: Pair, figures: Any) -> None:
+    """A host that accepts TCP and never answers (a dead route): each borrower tries it with
+    only a share of its deadline, then the host is denied and skipped."""
+    with (
+        TcpProxy(pair.primary.host, pair.primary.port) as hole,
+        TcpProxy(pair.replica.host, pair.replica.port) as good,
+    ):
+        hole.blackhole()
+        hosts = [f"127.0.0.1:{hole.port}", f"127.0.0.1:{good.port}"]
+        timeout = 3.0
+        with ConnectionPool(
+            hosts=hosts,
+            target="any",
+            size=0,
+            max_size=4,
+            timeout=timeout,
+            lazy=True,
+            **pair.app_kwargs(),
+        ) as pool:
+            slowest = 0.0
+            leases = []
+            for _ in range(4):
+                start = time.monotonic()
+                conn = pool.get_connection()
+                slowest = max(slowest, time.monotonic() - start)
+                leases.append(conn)
+                assert conn.execute_query("SELECT @@server_id", return_one=True) == (2,)
+            for conn in leases:
+                conn.close()
+            assert slowest < timeout
+            state = {h["port"]: h for h in pool.stats()["hosts"]}
+            assert state[hole.port]["role"] == "down"
+            assert state[hole.port]["connections"] == 0
+            assert state[good.port]["connections"] == 4
+            figures(blackholed_slowest_borrow_s=slowest, borrow_timeout_s=timeout)
+            # Healed: the periodic check re-admits the host.
+            hole.passthrough()
+            wait_until(
+                lambda: topology.describe(pool)[0]["role"] == "primary",
+                10,
+                "the healed host is checked again",
+            )
