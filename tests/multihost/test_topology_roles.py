@@ -136,3 +136,34 @@ def test_one_host_blackholed_borrows_go_to_the_other(pair: Pair, figures: Any) -
                 10,
                 "the healed host is checked again",
             )
+
+
+def test_a_quiet_role_change_is_found_by_the_periodic_check(pair: Pair) -> None:
+    """No statement fails (nobody writes), yet the pool notices the primary went read-only:
+    its idle connections are retired, and a lent one is discarded when it comes back."""
+    hosts = [pair.address(pair.primary), pair.address(pair.replica)]
+    with ConnectionPool(
+        hosts=hosts, size=2, timeout=1, topology_interval=0.3, **pair.app_kwargs()
+    ) as pool:
+        lent = pool.get_connection()
+        assert lent.port == pair.primary.port
+        pair.sql(pair.primary, "SET GLOBAL read_only = 1")
+        try:
+            wait_until(
+                lambda: pool.stats()["hosts"][0]["role"] == "replica", 5, "the check runs"
+            )
+            wait_until(lambda: pool.stats()["pool_available"] == 0, 5, "idle ones retired")
+            lent.close()
+            stats = pool.stats()
+            assert stats["hosts"][0]["connections"] == 0
+            assert stats["connections_recycled"] == 2  # the idle one, then the lent one
+            # No primary now: a borrower waits, then says why.
+            with pytest.raises(pymysql.MySQLError) as info:
+                pool.get_connection()
+            assert "no primary server among the hosts" in str(info.value)
+            assert pair.app_password not in str(info.value)
+        finally:
+            pair.sql(pair.primary, "SET GLOBAL read_only = 0")
+        # Writable again: found by the outage retries, no restart.
+        with pool.connection(timeout=5) as conn:
+            assert conn.port == pair.primary.port
