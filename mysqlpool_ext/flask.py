@@ -396,7 +396,8 @@ def _build_pool(
         for option, value in options.items():
             kwargs[option] = value
             sources[option] = source.format(key=PREFIX + option.upper(), option=option)
-    if not kwargs.get("host") and not kwargs.get("unix_socket"):
+    # A host list (hosts=, or a URL with h1,h2) names its servers too.
+    if not kwargs.get("host") and not kwargs.get("unix_socket") and not kwargs.get("hosts"):
         if label == DEFAULT_LABEL:
             raise ConfigError(
                 "MYSQLPOOL_URL is not set (nor MYSQLPOOL_HOST / MYSQLPOOL_UNIX_SOCKET): set "
@@ -467,7 +468,10 @@ class MySQLPool:
                 raise ConfigError(
                     "MYSQLPOOL_BINDS must be a dict of name -> URL or name -> dict of options"
                 )
-            has_default = any("host" in opts or "unix_socket" in opts for _, opts in default_layers)
+            has_default = any(
+                "host" in opts or "unix_socket" in opts or "hosts" in opts  # hosts: a host list
+                for _, opts in default_layers
+            )
             if has_default or not binds:
                 state.pool = _build_pool(DEFAULT_LABEL, default_layers, app.name)
                 pools.append(state.pool)
