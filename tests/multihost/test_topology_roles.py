@@ -149,9 +149,7 @@ def test_a_quiet_role_change_is_found_by_the_periodic_check(pair: Pair) -> None:
         assert lent.port == pair.primary.port
         pair.sql(pair.primary, "SET GLOBAL read_only = 1")
         try:
-            wait_until(
-                lambda: pool.stats()["hosts"][0]["role"] == "replica", 5, "the check runs"
-            )
+            wait_until(lambda: pool.stats()["hosts"][0]["role"] == "replica", 5, "the check runs")
             wait_until(lambda: pool.stats()["pool_available"] == 0, 5, "idle ones retired")
             lent.close()
             stats = pool.stats()
