@@ -517,7 +517,10 @@ def parse_url(url: str) -> dict[str, Any]:
         default_port = 3306
         kwargs.pop("host", None)
         kwargs.pop("port", None)
-        kwargs["hosts"] = [parse_host(h, default_port) for h in host_list]
+        hosts = [parse_host(h, default_port) for h in host_list]
+        if len(set(hosts)) != len(hosts):
+            raise ConfigError(f"URL {redact_url(url)}: a host is listed twice", option="hosts")
+        kwargs["hosts"] = hosts
     return kwargs
 
 
