@@ -526,13 +526,10 @@ class ConnectionPool:
     def _where(self) -> str:
         kw = self._connect_kwargs
         if self._opts.hosts is not None:  # host lists: user@h1:3306,h2:3306/db
-            kw = {**kw, "host": self._host_list()}
+            db = kw.get("database")
+            place = ",".join(self._url_hosts())
+            return f"{kw.get('user') or '?'}@{place}" + (f"/{db}" if db else "")
         return _address(kw)
-
-    def _host_list(self) -> str:
-        hosts = self._opts.hosts or ()
-        joined = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in hosts)
-        return joined.rsplit(":", 1)[0] if len(hosts) == 1 else joined
 
     # -- host lists (topology.py) ---------------------------------------------------------------
     @property

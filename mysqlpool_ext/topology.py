@@ -212,6 +212,9 @@ class Topology:
         deadline = None if timeout is None else start + timeout
         tried: list[str] = []
         cands = self.candidates(start)
+        # prefer-replica: a primary found before every host was tried is kept open as the
+        # fallback while the rest are tried (roles are unknown until asked).
+        fallback: tuple[Connection, HostState] | None = None
         for i, host in enumerate(cands):
             per = connect_timeout
             if deadline is not None:
@@ -224,6 +227,7 @@ class Topology:
                 raw = connect(host.host, host.port, per)
             except Exception as exc:
                 if not is_transient(exc):
+                    _quit(fallback)
                     raise  # a wrong password or database: configuration, not topology
                 self.deny(host, exc)
                 tried.append(f"{host.address} ({describe_error(exc)})")
@@ -233,6 +237,7 @@ class Topology:
             except Exception as exc:
                 raw._force_close()
                 if isinstance(exc, MySQLError) and not is_transient(exc) and not _lost(exc):
+                    _quit(fallback)
                     raise
                 self.deny(host, exc)
                 tried.append(f"{host.address} ({describe_error(exc)})")
@@ -242,8 +247,20 @@ class Topology:
                 raw.quit()
                 tried.append(f"{host.address} ({role})")
                 continue
+            if (
+                self.target == "prefer-replica"
+                and role == PRIMARY
+                and fallback is None
+                and any(h.role != PRIMARY for h in cands[i + 1 :])
+            ):
+                fallback = (raw, host)
+                continue
+            _quit(fallback)
             self.bind(raw, host)
             return raw
+        if fallback is not None:  # no replica answered: the primary it is
+            self.bind(*fallback)
+            return fallback[0]
         if not cands:
             with self.lock:
                 soonest = min(self.hosts, key=lambda h: h.denied_until)
@@ -371,6 +388,11 @@ class Topology:
                 }
                 for h in self.hosts
             ]
+
+
+def _quit(held: tuple[Connection, HostState] | None) -> None:
+    if held is not None:
+        held[0].quit()
 
 
 def _lost(exc: BaseException) -> bool:

@@ -165,3 +165,46 @@ def test_a_quiet_role_change_is_found_by_the_periodic_check(pair: Pair) -> None:
         # Writable again: found by the outage retries, no restart.
         with pool.connection(timeout=5) as conn:
             assert conn.port == pair.primary.port
+
+
+def test_prefer_replica_falls_back_to_the_primary_and_comes_back(pair: Pair) -> None:
+    with TcpProxy(pair.replica.host, pair.replica.port) as proxy:
+        hosts = [pair.address(pair.primary), f"127.0.0.1:{proxy.port}"]
+        with ConnectionPool(
+            hosts=hosts,
+            target="prefer-replica",
+            size=1,
+            timeout=3,
+            topology_interval=0.3,
+            **pair.app_kwargs(),
+        ) as pool:
+
+            def served_by() -> int:
+                with pool.connection() as conn:
+                    conn.execute_query("SELECT 1")
+                    return int(conn.port)
+
+            assert served_by() == proxy.port
+            proxy.reset()  # the replica is gone: connections reset, new ones refused
+            assert served_by() == pair.primary.port
+            proxy.passthrough()
+            # Back: the check re-admits the replica and retires the primary's connections.
+            wait_until(lambda: served_by() == proxy.port, 10, "reads move back to the replica")
+
+
+async def _async_borrow(pool: ConnectionPool) -> tuple[int, Any]:
+    async with pool.aconnection() as conn:
+        row = await conn.aexecute_query("SELECT @@server_id", return_one=True)
+        return int(conn.port), row
+
+
+def test_the_async_face_uses_the_same_topology(pair: Pair) -> None:
+    import asyncio
+
+    hosts = [pair.address(pair.primary), pair.address(pair.replica)]
+    with ConnectionPool(
+        hosts=hosts, target="replica", size=0, lazy=True, **pair.app_kwargs()
+    ) as pool:
+        port, row = asyncio.run(_async_borrow(pool))
+        assert port == pair.replica.port
+        assert row == (2,)
