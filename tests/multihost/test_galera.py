@@ -4,6 +4,7 @@ cluster, stops receiving borrows while the pool keeps serving from the others.""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,7 +63,9 @@ def test_every_synced_node_is_a_primary_and_writes_stick_to_one(
         )
 
 
-def test_a_desynced_node_gets_no_borrows(cluster: tuple[GaleraCluster, dict[str, Any]]) -> None:
+def test_a_desynced_node_gets_no_borrows(
+    cluster: tuple[GaleraCluster, dict[str, Any]], figures: Any
+) -> None:
     c, kwargs = cluster
     with ConnectionPool(
         hosts=_hosts(c), size=2, timeout=5, topology_interval=0.3, **kwargs
@@ -70,11 +73,13 @@ def test_a_desynced_node_gets_no_borrows(cluster: tuple[GaleraCluster, dict[str,
         with pool.connection() as conn:
             assert conn.port == c.ports[0]
         c.sql(0, "SET GLOBAL wsrep_desync = ON")  # wsrep_local_state 2: Donor/Desynced
+        t0 = time.monotonic()
         try:
             wait_until(lambda: pool.stats()["hosts"][0]["role"] == "not-synced", 10, "desync seen")
             wait_until(
                 lambda: pool.stats()["hosts"][0]["connections"] == 0, 10, "its connections retired"
             )
+            figures(desync_to_drained_s=time.monotonic() - t0, topology_interval_s=0.3)
             for _ in range(10):
                 with pool.connection() as conn:
                     assert conn.port != c.ports[0]

@@ -167,7 +167,7 @@ def test_a_quiet_role_change_is_found_by_the_periodic_check(pair: Pair) -> None:
             assert conn.port == pair.primary.port
 
 
-def test_prefer_replica_falls_back_to_the_primary_and_comes_back(pair: Pair) -> None:
+def test_prefer_replica_falls_back_to_the_primary_and_comes_back(pair: Pair, figures: Any) -> None:
     with TcpProxy(pair.replica.host, pair.replica.port) as proxy:
         hosts = [pair.address(pair.primary), f"127.0.0.1:{proxy.port}"]
         with ConnectionPool(
@@ -188,8 +188,10 @@ def test_prefer_replica_falls_back_to_the_primary_and_comes_back(pair: Pair) -> 
             proxy.reset()  # the replica is gone: connections reset, new ones refused
             assert served_by() == pair.primary.port
             proxy.passthrough()
+            back = time.monotonic()
             # Back: the check re-admits the replica and retires the primary's connections.
             wait_until(lambda: served_by() == proxy.port, 10, "reads move back to the replica")
+            figures(replica_back_to_reads_s=time.monotonic() - back, topology_interval_s=0.3)
 
 
 async def _async_borrow(pool: ConnectionPool) -> tuple[int, Any]:
