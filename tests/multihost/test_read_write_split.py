@@ -39,3 +39,24 @@ def test_flask_primary_and_replica_binds(pair: Pair) -> None:
         with app.app_context():
             for name in (None, "replica"):
                 (ext.get_pool(name) if name else ext.get_pool()).close()
+
+
+def test_django_settings_take_a_host_list() -> None:
+    """Django's MYSQLPOOL setting reads a URL host list like any other URL (no server needed:
+    the Flask test above runs the same ``current_pool.using`` pattern on real servers)."""
+    from types import SimpleNamespace
+
+    pytest.importorskip("django")
+    from mysqlpool_ext.django.conf import read_config
+
+    url = "mysql://app:s3cret@db1:3306,db2:3307/shop"
+    settings = SimpleNamespace(
+        DATABASES={},
+        MYSQLPOOL={"default": {"URL": url}, "replica": {"URL": url + "?target=replica"}},
+    )
+    specs, errors = read_config(settings, environ={})
+    assert errors == []
+    replica = specs["replica"].build_kwargs()
+    assert replica["hosts"] == [("db1", 3306), ("db2", 3307)]
+    assert replica["target"] == "replica"
+    assert specs["default"].build_kwargs().get("target", "primary") == "primary"
