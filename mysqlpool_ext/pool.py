@@ -537,6 +537,18 @@ class ConnectionPool:
         """The servers of a host list and their roles (None for a single ``host=``)."""
         return self._topology
 
+    def check_topology(self) -> list[dict[str, Any]]:
+        """Check every host's role now, in this thread, and describe the hosts (see
+        :func:`mysqlpool_ext.topology.describe`); ``[]`` for a single ``host=``. For
+        ``mysqlpool-ext check`` and for scripts that must wait for a primary."""
+        topo = self._topology
+        if topo is None:
+            return []
+        topo.check_hosts(
+            self._connector.open_at, self._connector.connect_timeout, self._retire_host
+        )
+        return topo.snapshot()
+
     def _check_topology(self) -> float:
         """From the maintenance thread: re-check every host's role when due (or asked to by a
         borrower's failed statement); returns the delay until the next check."""

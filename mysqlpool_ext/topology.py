@@ -399,9 +399,14 @@ def _lost(exc: BaseException) -> bool:
     return isinstance(exc, MySQLError) and bool(exc.args) and exc.args[0] in LOST_CONNECTION_CODES
 
 
-def describe(pool: ConnectionPool) -> list[dict[str, Any]]:
+def describe(pool: ConnectionPool, *, check: bool = False) -> list[dict[str, Any]]:
     """The topology a pool sees, one dict per host (see :meth:`Topology.snapshot`); an empty list
     for a pool with a single ``host=`` (it checks no roles). For ``mysqlpool-ext check``, stats
-    and metrics."""
+    and metrics.
+
+    ``check=True`` checks every host's role first, in the calling thread (a pool just built
+    with ``lazy=True`` knows no roles yet: what ``check`` should show is what is true now)."""
+    if check:
+        return pool.check_topology()
     topology = pool.topology
     return [] if topology is None else topology.snapshot()

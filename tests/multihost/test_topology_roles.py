@@ -210,3 +210,18 @@ def test_the_async_face_uses_the_same_topology(pair: Pair) -> None:
         port, row = asyncio.run(_async_borrow(pool))
         assert port == pair.replica.port
         assert row == (2,)
+
+
+def test_describe_can_check_now(pair: Pair) -> None:
+    """What ``mysqlpool-ext check`` shows: a lazy pool knows no roles until asked."""
+    hosts = [pair.address(pair.replica), pair.address(pair.primary)]
+    with ConnectionPool(hosts=hosts, size=0, lazy=True, **pair.app_kwargs()) as pool:
+        assert [h["role"] for h in topology.describe(pool)] == ["unknown", "unknown"]
+        seen = topology.describe(pool, check=True)
+        assert [(h["address"], h["role"], h["serves_target"]) for h in seen] == [
+            (pair.address(pair.replica), "replica", False),
+            (pair.address(pair.primary), "primary", True),
+        ]
+        assert all(h["last_checked"] is not None and h["denied_until"] is None for h in seen)
+    with ConnectionPool(size=0, lazy=True, **pair.primary.connect_kwargs()) as single:
+        assert topology.describe(single, check=True) == []
