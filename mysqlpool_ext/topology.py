@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pymysql.cursors
 from pymysql.err import MySQLError, OperationalError
 
 from ._core import describe as describe_error
@@ -107,7 +108,7 @@ def read_role(raw: Connection) -> str:
     d = raw.__dict__
     before = (d.get("_mp_used", False), d.get("_mp_dirty", False), d.get("_mp_errored", False))
     try:
-        with raw.cursor() as cur:
+        with raw.cursor(pymysql.cursors.Cursor) as cur:  # tuples, whatever cursorclass says
             cur.execute(_ROLE_VARIABLES)
             values = {str(k).lower(): str(v).upper() for k, v in cur.fetchall()}
             role: str | None = None

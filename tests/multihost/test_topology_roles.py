@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import pymysql
+import pymysql.cursors
 import pytest
 from faultproxy import TcpProxy
 from hostkit import DATABASE, Pair, wait_until
@@ -36,6 +37,14 @@ def test_primary_target_finds_the_primary_whatever_the_order(
         by_port = {h["port"]: h for h in topology.describe(pool)}
         assert by_port[pair.primary.port]["connections"] == 2
         assert by_port[pair.primary.port]["serves_target"] is True
+
+
+def test_roles_are_read_whatever_the_cursorclass(pair: Pair) -> None:
+    hosts = [pair.address(pair.replica), pair.address(pair.primary)]
+    kwargs = pair.app_kwargs(cursorclass=pymysql.cursors.DictCursor, autocommit=False)
+    with ConnectionPool(hosts=hosts, size=1, **kwargs) as pool, pool.connection() as conn:
+        assert conn.port == pair.primary.port
+        assert conn.execute_query("SELECT 1 AS one", return_one=True) == {"one": 1}
 
 
 def test_role_is_checked_once_per_new_connection_not_per_borrow(pair: Pair) -> None:
