@@ -650,6 +650,10 @@ class PoolCore:
         if raw._sock is None or raw._mp_broken:
             self.discard(slot, "connection broken", lost=True)
             return None
+        if raw._mp_retired:
+            # Host lists (topology.py): its server no longer serves this pool's target.
+            self.discard(slot, "its server no longer serves the pool's target", recycled=True)
+            return None
         result = raw._result
         if result is not None and (result.unbuffered_active or result.has_next):
             self.discard(slot, "returned with an unread result")
@@ -795,6 +799,19 @@ class PoolCore:
                     keep.append(slot)
             self.idle = keep
         return retire
+
+    def retire_where(self, matches: Callable[[Connection], bool]) -> list[Slot]:
+        """Take out the idle slots whose connection ``matches`` (the caller discards them) and
+        mark the lent ones to be discarded when given back. For a caller that knows what the
+        policy cannot: topology.py, when a server stops serving the pool's target."""
+        with self.lock:
+            taken = [s for s in self.idle if matches(s.raw)]
+            if taken:
+                self.idle = collections.deque(s for s in self.idle if s not in taken)
+            for s in self.lent:
+                if matches(s.raw):
+                    s.raw.__dict__["_mp_retired"] = True
+        return taken
 
     def reserve(self, target: int) -> bool:
         """Reserve capacity to open one connection if fewer than ``target`` are open."""

@@ -26,6 +26,7 @@ import pymysql.cursors
 from .errors import ConfigError
 
 __all__ = [
+    "TARGETS",
     "PoolOptions",
     "build_options",
     "convert_option",
@@ -52,6 +53,13 @@ CHECK_POLICIES = ("ping", None)
 #: 30-60 min idle cut-offs of most load balancers and proxies (HikariCP uses 30 min too).
 DEFAULT_MAX_LIFETIME = 1800.0
 
+# -- several servers (host lists, targets): see mysqlpool_ext.topology ---------------------------
+#: Which servers of a host list a pool lends connections to.
+TARGETS = ("primary", "replica", "prefer-replica", "any")
+#: Seconds between two role checks of every host. A failed write (1290...) or a lost connection
+#: triggers one at once, so this only bounds how long a quiet switchover goes unnoticed.
+DEFAULT_TOPOLOGY_INTERVAL = 3.0
+
 
 @dataclass(frozen=True)
 class PoolOptions:
@@ -69,6 +77,10 @@ class PoolOptions:
     lazy: bool = False
     leak_timeout: float | None = None
     reconnect_backoff_max: float = 1.0
+    # -- several servers (mysqlpool_ext.topology): None = one host, exactly as before -----------
+    hosts: tuple[tuple[str, int], ...] | None = None
+    target: str = "primary"
+    topology_interval: float = DEFAULT_TOPOLOGY_INTERVAL
     # Not in the repr: it holds the password (PoolOptions is public, and shows up in tracebacks
     # with locals and in error trackers that capture them).
     connect_kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -265,6 +277,8 @@ def build_options(kwargs: Mapping[str, Any]) -> PoolOptions:
     if not isinstance(lazy, bool):
         raise ConfigError(f"option 'lazy' must be True or False, got {lazy!r}", option="lazy")
 
+    hosts, target, topology_interval = _topology_options(pool, connect)
+
     assert timeout is not None and check_window is not None and backoff is not None
     return PoolOptions(
         size=size,
@@ -279,8 +293,111 @@ def build_options(kwargs: Mapping[str, Any]) -> PoolOptions:
         lazy=lazy,
         leak_timeout=leak_timeout,
         reconnect_backoff_max=backoff,
+        hosts=hosts,
+        target=target,
+        topology_interval=topology_interval,
         connect_kwargs=connect,
     )
+
+
+# -- several servers: ``hosts=``, ``target=``, ``topology_interval=`` -----------------------------
+
+
+def _topology_options(
+    pool: dict[str, Any], connect: dict[str, Any]
+) -> tuple[tuple[tuple[str, int], ...] | None, str, float]:
+    """Validate the host list options. ``hosts`` is normalised to ``((host, port), ...)``; a
+    ``target`` given with a single ``host=`` makes a list of one (its role is then checked too).
+    With neither, ``hosts`` stays None and the pool behaves exactly as with one server."""
+    target = pool.get("target", "primary")
+    if target not in TARGETS:
+        raise ConfigError(
+            f"option 'target' must be one of {', '.join(map(repr, TARGETS))}, got {target!r}",
+            option="target",
+        )
+    interval = _number(
+        "topology_interval",
+        pool.get("topology_interval", DEFAULT_TOPOLOGY_INTERVAL),
+        allow_zero=False,
+    )
+    assert interval is not None
+    raw_hosts = pool.get("hosts")
+    if raw_hosts is None:
+        if "target" not in pool:
+            return None, target, interval
+        if connect.get("unix_socket"):
+            raise ConfigError("option 'target' needs TCP hosts, not a unix_socket", option="target")
+        raw_hosts = [(connect.get("host") or "localhost", connect.get("port") or 3306)]
+    elif connect.get("host") is not None or connect.get("unix_socket") is not None:
+        which = "host" if connect.get("host") is not None else "unix_socket"
+        raise ConfigError(
+            f"options 'hosts' and {which!r} exclude each other: list every server in 'hosts'",
+            option="hosts",
+        )
+    if isinstance(raw_hosts, (str, bytes)) or not isinstance(raw_hosts, (list, tuple)):
+        raise ConfigError(
+            "option 'hosts' must be a list of 'host:port' strings or (host, port) tuples, "
+            f"got {type(raw_hosts).__name__}",
+            option="hosts",
+        )
+    if not raw_hosts:
+        raise ConfigError("option 'hosts' must list at least one server", option="hosts")
+    default_port = connect.get("port") or 3306
+    hosts: list[tuple[str, int]] = []
+    for item in raw_hosts:
+        entry = parse_host(item, default_port)
+        if entry in hosts:
+            raise ConfigError(f"option 'hosts' lists {entry[0]}:{entry[1]} twice", option="hosts")
+        hosts.append(entry)
+    connect.pop("host", None)
+    connect.pop("port", None)
+    return tuple(hosts), target, interval
+
+
+def parse_host(item: Any, default_port: int = 3306) -> tuple[str, int]:
+    """``"db1:3306"``, ``"db1"``, ``"[::1]:3306"`` or ``("db1", 3306)`` -> ``("db1", 3306)``."""
+    if isinstance(item, tuple) and len(item) == 2:
+        host, port = item
+    elif isinstance(item, str):
+        text = item.strip()
+        if text.startswith("["):  # [IPv6]:port
+            host, _, rest = text[1:].partition("]")
+            port_text = rest[1:] if rest.startswith(":") else ""
+        elif text.count(":") == 1:
+            host, _, port_text = text.partition(":")
+        else:
+            host, port_text = text, ""
+        try:
+            port = int(port_text) if port_text else default_port
+        except ValueError:
+            raise ConfigError(
+                f"option 'hosts': {item!r} has an invalid port", option="hosts"
+            ) from None
+    else:
+        raise ConfigError(
+            f"option 'hosts': each entry must be 'host:port' or (host, port), got {item!r}",
+            option="hosts",
+        )
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f"option 'hosts': {item!r} has no host name", option="hosts")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"option 'hosts': {item!r} needs a port in 1..65535", option="hosts")
+    return host, port
+
+
+def _split_host_list(url: str) -> tuple[str, list[str] | None]:
+    """``mysql://u:p@h1:3306,h2:3307/db`` -> (the URL with only ``h1:3306``, ["h1:3306",
+    "h2:3307"]); a URL with one host comes back unchanged with None. urlsplit cannot read a
+    comma-separated netloc (its port parser raises), so the list is taken out first."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url, None
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, hostpart = rest[:end].rpartition("@")
+    if "," not in hostpart:
+        return url, None
+    listed = hostpart.split(",")
+    return f"{scheme}://{userinfo}{at}{listed[0]}{rest[end:]}", listed
 
 
 _SCHEMES = {"mysql", "mariadb", "mysql+pymysql", "mariadb+pymysql", "pymysql"}
@@ -292,6 +409,7 @@ _FLOAT_KEYS = {
     "check_window",
     "leak_timeout",
     "reconnect_backoff_max",
+    "topology_interval",
     "connect_timeout",
     "read_timeout",
     "write_timeout",
@@ -446,6 +564,7 @@ def parse_url(url: str) -> dict[str, Any]:
             f"'#' or '@'; {_ENCODE_HINT}",
             option="password",
         )
+    url, host_list = _split_host_list(url)  # several servers: h1:3306,h2:3307
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -486,6 +605,14 @@ def parse_url(url: str) -> dict[str, Any]:
         kwargs[key] = convert_option(key, raw, url)
     if not kwargs.get("host") and not kwargs.get("unix_socket"):
         raise ConfigError(f"URL {redact_url(url)}: no host (and no unix_socket parameter)")
+    if host_list is not None:  # several servers: the list replaces host and port
+        default_port = 3306
+        kwargs.pop("host", None)
+        kwargs.pop("port", None)
+        hosts = [parse_host(h, default_port) for h in host_list]
+        if len(set(hosts)) != len(hosts):
+            raise ConfigError(f"URL {redact_url(url)}: a host is listed twice", option="hosts")
+        kwargs["hosts"] = hosts
     return kwargs
 
 

@@ -111,6 +111,7 @@ class Connection(StatementMethods, pymysql.connections.Connection):
     _mp_errored = False  # a statement failed during this borrow
     _mp_closed_by: str | None = None  # the name of the pool that closed under this lease
     _mp_state: SessionState | None = None
+    _mp_retired = False  # host lists: its server no longer serves the pool's target (topology.py)
 
     if TYPE_CHECKING:
         # PyMySQL internals the pool reads; its type stubs do not declare them.
@@ -259,7 +260,13 @@ def _fail(conn: Connection, exc: MySQLError) -> NoReturn:
     """Note what an error means for the connection, then raise it (or what it really is)."""
     d = conn.__dict__
     d["_mp_errored"] = True
-    if conn._sock is None or (exc.args and exc.args[0] in LOST_CONNECTION_CODES):
+    lost = conn._sock is None or bool(exc.args and exc.args[0] in LOST_CONNECTION_CODES)
+    # Host lists: a connector-set callback (topology.Topology.on_error) hears every error, so a
+    # refused write (1290...) or a lost server makes the pool re-check its hosts at once.
+    hook = d.get("_mp_topology_hook")
+    if hook is not None and exc.args and isinstance(exc.args[0], int):
+        hook(conn, exc.args[0], lost)
+    if lost:
         d["_mp_broken"] = True
         if conn._mp_closed_by is not None:
             raise closed_error(conn, exc) from exc

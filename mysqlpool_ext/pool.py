@@ -49,6 +49,7 @@ from ._protocol import COM_INIT_DB, COM_QUERY, Statement, reset_session, run_que
 from .config import PoolOptions, build_options, parse_url, redact_url, url_from_env
 from .connection import Connection, ReturnedConnection, _RawConnection
 from .errors import ConfigError, GetConnectionFromPoolError, restore_pymysql_modules
+from .topology import HostState, Topology
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -106,28 +107,46 @@ class _ThreadWaiter:
 class _Connector:
     """Opens and closes this pool's server connections (the core's :class:`Connector`)."""
 
-    def __init__(self, name: str, connect_kwargs: dict[str, Any], where: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        connect_kwargs: dict[str, Any],
+        where: str,
+        topology: Topology | None = None,
+    ) -> None:
         self.name = name
         self.kwargs = connect_kwargs
         self.where = where
         self.ssl_cache: dict[Any, Any] = {}
         self.connect_timeout = float(connect_kwargs.get("connect_timeout") or 10)
+        #: Host lists: topology.py picks the server and checks its role (None: one host).
+        self.topology = topology
 
     def open(self, timeout: float | None) -> Connection:
+        if self.topology is not None:
+            return self.topology.open(self.open_at, timeout, self.connect_timeout)
+        return self.open_at(None, None, timeout)
+
+    def open_at(self, host: str | None, port: int | None, timeout: float | None) -> Connection:
+        """Open one connection (to ``host:port`` of a host list, else the configured server)."""
         kwargs = self.kwargs
+        where = self.where
+        if host is not None:
+            kwargs = {**kwargs, "host": host, "port": port}
+            where = _address(kwargs)
         if timeout is not None and timeout < self.connect_timeout:
             # The borrower's deadline bounds the connect it performs itself.
             kwargs = {**kwargs, "connect_timeout": max(timeout, 0.001)}
         try:
             raw = _RawConnection(self.ssl_cache, **kwargs)
         except MySQLError as exc:
-            raise self.error(exc, _detail(exc)) from exc
+            raise self.error(exc, _detail(exc), where) from exc
         except Exception as exc:  # noqa: BLE001 - reworded, the cause kept
             # 2003 (retried with backoff) for the network; a missing CA file, a bad certificate
             # or any other local failure is permanent: 2026 (SSL) or 2000 (unknown error).
             code = 2003 if is_transient(exc) else 2026 if _is_tls(exc) else 2000
             new = OperationalError(
-                code, f"pool {self.name!r}: cannot connect to {self.where}: {describe(exc)}"
+                code, f"pool {self.name!r}: cannot connect to {where}: {describe(exc)}"
             )
             new.mp_detail = describe(exc)
             raise new from (exc if not isinstance(exc, UnicodeError) else None)
@@ -137,26 +156,38 @@ class _Connector:
                 "pool %r: create connection %s to %s",
                 self.name,
                 raw.server_thread_id[0],
-                self.where,
+                where,
             )
         return raw
 
-    def error(self, exc: MySQLError, detail: str) -> MySQLError:
+    def error(self, exc: MySQLError, detail: str, where: str | None = None) -> MySQLError:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 2003
-        new = type(exc)(code, f"pool {self.name!r}: cannot connect to {self.where}: {detail}")
+        place = where or self.where
+        new = type(exc)(code, f"pool {self.name!r}: cannot connect to {place}: {detail}")
         new.mp_detail = f"({code}) {detail}"
         return new
 
     def close(self, raw: Connection) -> None:
+        if self.topology is not None:
+            self.topology.released(raw)
         raw.quit()
 
     def drop(self, raw: Connection) -> None:
+        if self.topology is not None:
+            self.topology.released(raw)
         # The parent's socket: close our file descriptor only, never send COM_QUIT on it.
         raw._force_close()
 
 
 def _is_tls(exc: BaseException) -> bool:
     return isinstance(exc, (ssl.SSLError, FileNotFoundError, PermissionError, IsADirectoryError))
+
+
+def _address(kw: dict[str, Any]) -> str:
+    """``user@host:port/db`` for messages (never the password)."""
+    place = kw.get("unix_socket") or f"{kw.get('host') or 'localhost'}:{kw.get('port') or 3306}"
+    db = kw.get("database")
+    return f"{kw.get('user') or '?'}@{place}" + (f"/{db}" if db else "")
 
 
 def _detail(exc: MySQLError) -> str:
@@ -229,7 +260,17 @@ class ConnectionPool:
         self._check = opts.check
         self._paused_at = _monotonic()
         self._paused_requests = 0
-        self._connector = _Connector(self.name, connect_kwargs, self._where())
+        # Host lists (topology.py): None for a single host, which behaves exactly as before.
+        self._topology: Topology | None = None
+        if opts.hosts is not None:
+            self._topology = Topology(
+                self.name,
+                opts.hosts,
+                opts.target,
+                opts.topology_interval,
+                opts.reconnect_backoff_max,
+            )
+        self._connector = _Connector(self.name, connect_kwargs, self._where(), self._topology)
         self._core = core = PoolCore(
             self.name,
             size=opts.size,
@@ -254,6 +295,8 @@ class ConnectionPool:
         self._pid = os.getpid()
         self._maint_event = threading.Event()
         core.wake_maintenance = self._maint_event.set
+        if self._topology is not None:
+            self._topology.wake = lambda: core.wake_maintenance()  # replaced after a fork
         self._maint_thread: threading.Thread | None = None
         self._last_refill_error: str | None = None
         _all_pools.add(self)
@@ -496,9 +539,61 @@ class ConnectionPool:
 
     def _where(self) -> str:
         kw = self._connect_kwargs
-        place = kw.get("unix_socket") or f"{kw.get('host') or 'localhost'}:{kw.get('port') or 3306}"
-        db = kw.get("database")
-        return f"{kw.get('user') or '?'}@{place}" + (f"/{db}" if db else "")
+        if self._opts.hosts is not None:  # host lists: user@h1:3306,h2:3306/db
+            db = kw.get("database")
+            place = ",".join(self._url_hosts())
+            return f"{kw.get('user') or '?'}@{place}" + (f"/{db}" if db else "")
+        return _address(kw)
+
+    # -- host lists (topology.py) ---------------------------------------------------------------
+    @property
+    def topology(self) -> Topology | None:
+        """The servers of a host list and their roles (None for a single ``host=``)."""
+        return self._topology
+
+    def check_topology(self) -> list[dict[str, Any]]:
+        """Check every host's role now, in this thread, and describe the hosts (see
+        :func:`mysqlpool_ext.topology.describe`); ``[]`` for a single ``host=``. For
+        ``mysqlpool-ext check`` and for scripts that must wait for a primary."""
+        topo = self._topology
+        if topo is None:
+            return []
+        topo.check_hosts(
+            self._connector.open_at, self._connector.connect_timeout, self._retire_host
+        )
+        return topo.snapshot()
+
+    def _check_topology(self) -> float:
+        """From the maintenance thread: re-check every host's role when due (or asked to by a
+        borrower's failed statement); returns the delay until the next check."""
+        topo = self._topology
+        if topo is None or self.closed:
+            return 3600.0
+        delay = topo.due_in(_monotonic())
+        if delay > 0:
+            return delay
+        delay = topo.check_hosts(
+            self._connector.open_at, self._connector.connect_timeout, self._retire_host
+        )
+        if self._core.outage is not None and topo.usable():
+            return 0.0  # a server fits again (a promotion): reconnect now, not after the backoff
+        return delay
+
+    def _retire_host(self, host: HostState) -> None:
+        """A host stopped serving this pool's target: close its idle connections, and its lent
+        ones when they come back."""
+        core = self._core
+        slots = core.retire_where(lambda raw: raw.__dict__.get("_mp_host") is host)
+        if slots:
+            logger.warning(
+                "pool %r: %s is now %s: retiring its %d idle connection(s)",
+                self.name,
+                host.address,
+                host.role,
+                len(slots),
+            )
+        for slot in slots:
+            core.discard(slot, f"{host.address} is now {host.role}", recycled=True)
 
     # -- maintenance ----------------------------------------------------------------------------
     def _start_maintenance(self) -> None:
@@ -610,6 +705,9 @@ class ConnectionPool:
         self._pid = os.getpid()
         for slot in old:
             slot.raw._force_close()
+        if self._topology is not None:
+            self._topology.after_fork()
+            self._topology.wake = lambda: core.wake_maintenance()
         if not core.closed:
             self._start_maintenance()
 
@@ -704,8 +802,14 @@ class ConnectionPool:
         self._maint_event.set()
 
     def stats(self) -> dict[str, Any]:
-        """A snapshot as a plain dict with stable snake_case keys (times in milliseconds)."""
-        return self._core.stats()
+        """A snapshot as a plain dict with stable snake_case keys (times in milliseconds).
+
+        With a host list, ``hosts`` lists each server: role, connections, last_checked and
+        denied_until (wall-clock seconds, or None)."""
+        stats = self._core.stats()
+        if self._topology is not None:
+            stats["hosts"] = self._topology.snapshot()
+        return stats
 
     def __enter__(self) -> ConnectionPool:
         return self
@@ -727,7 +831,12 @@ class ConnectionPool:
         kw = self._connect_kwargs
         host = kw.get("host") or "localhost"
         url = f"mysql://{kw.get('user') or ''}:x@{host}:{kw.get('port') or 3306}/"
+        if self._opts.hosts is not None:  # host lists: h1:3306,h2:3306
+            url = f"mysql://{kw.get('user') or ''}:x@{','.join(self._url_hosts())}/"
         return redact_url(url + (kw.get("database") or ""))
+
+    def _url_hosts(self) -> list[str]:
+        return [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self._opts.hosts or ()]
 
     def _iter_slots(self) -> Iterator[Slot]:
         core = self._core
@@ -770,6 +879,8 @@ def _maintenance_loop(pool_ref: weakref.ref[ConnectionPool]) -> None:
             return
         try:
             delay = pool._maintain()
+            if pool._topology is not None:  # host lists: role checks share this thread
+                delay = min(delay, pool._check_topology())
         except Exception:
             logger.exception("pool %r: maintenance failed", pool.name)
             delay = 1.0

@@ -311,7 +311,8 @@ def _from_url(url: Any, where: str, alias: str) -> tuple[dict[str, Any], dict[st
 
 
 def _locate(kwargs: Mapping[str, Any]) -> bool:
-    return bool(kwargs.get("host") or kwargs.get("unix_socket"))
+    # A host list (hosts=, or a URL with h1,h2) names its servers too.
+    return bool(kwargs.get("host") or kwargs.get("unix_socket") or kwargs.get("hosts"))
 
 
 def _spec_for_entry(

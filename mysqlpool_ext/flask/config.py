@@ -187,7 +187,8 @@ def build_pool(label: str, layers: Layers, default_name: str) -> ConnectionPool:
         for option, value in options.items():
             kwargs[option] = value
             sources[option] = source.format(key=PREFIX + option.upper(), option=option)
-    if not kwargs.get("host") and not kwargs.get("unix_socket"):
+    # A host list (hosts=, or a URL with h1,h2) names its servers too.
+    if not kwargs.get("host") and not kwargs.get("unix_socket") and not kwargs.get("hosts"):
         if label == DEFAULT_LABEL:
             raise ConfigError(
                 "MYSQLPOOL_URL is not set (nor MYSQLPOOL_HOST / MYSQLPOOL_UNIX_SOCKET): set "

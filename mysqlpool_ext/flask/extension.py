@@ -368,7 +368,10 @@ class MySQLPool:
                 raise ConfigError(
                     "MYSQLPOOL_BINDS must be a dict of name -> URL or name -> dict of options"
                 )
-            has_default = any("host" in opts or "unix_socket" in opts for _, opts in layers)
+            has_default = any(
+                "host" in opts or "unix_socket" in opts or "hosts" in opts  # hosts: a host list
+                for _, opts in layers
+            )
             if has_default or not binds:
                 state.pool = build_pool(DEFAULT_LABEL, layers, app.name)
                 pools.append(state.pool)
