@@ -163,6 +163,54 @@ def closed_error(conn: Any, exc: BaseException | None) -> PoolClosedError:
     )
 
 
+def inside_transaction(conn: Any) -> bool:
+    """Whether someone else's transaction is open on ``conn``: a transaction has begun, or
+    autocommit was turned off on a connection opened with it on (Django's ``atomic()`` does that
+    before its first statement)."""
+    status = conn.server_status
+    if status & IN_TRANS:
+        return True
+    state = conn._mp_state
+    return not status & AUTOCOMMIT and state is not None and bool(state.autocommit)
+
+
+class NestedBlock:
+    """A ``with`` block on a connection that stays with its owner afterwards (a request's).
+
+    If the connection is already inside a transaction when the block starts (the ORM's
+    ``atomic()`` sharing the request's connection), the block must neither commit nor roll back
+    that transaction: a ``transaction()`` block becomes a SAVEPOINT (released on success, rolled
+    back to on error) and a plain block sends nothing. Otherwise it ends as a pool block ends.
+    """
+
+    __slots__ = ("begin", "conn", "outer", "savepoint")
+
+    def __init__(self, conn: Any, begin: bool) -> None:
+        self.conn = conn
+        self.begin = begin
+        self.outer = inside_transaction(conn)
+        self.savepoint: str | None = None
+
+    def opening(self) -> bytes | None:
+        if not self.begin:
+            return None
+        if not self.outer:
+            return b"BEGIN"
+        d = self.conn.__dict__
+        depth = d["_mp_savepoints"] = d.get("_mp_savepoints", 0) + 1
+        self.savepoint = f"mysqlpool_sp{depth}"
+        return f"SAVEPOINT {self.savepoint}".encode()
+
+    def closing(self, exc: BaseException | None) -> bytes | None:
+        if self.savepoint is not None:
+            self.conn.__dict__["_mp_savepoints"] -= 1
+            verb = "RELEASE SAVEPOINT" if exc is None else "ROLLBACK TO SAVEPOINT"
+            return f"{verb} {self.savepoint}".encode()
+        if self.outer:
+            return None
+        return block_end_action(self.conn, exc)
+
+
 def block_end_action(conn: Any, exc: BaseException | None) -> bytes | None:
     """What the end of a ``with`` block must send: ``b"COMMIT"``, ``b"ROLLBACK"`` or None.
 

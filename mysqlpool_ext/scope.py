@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ._protocol import COM_QUERY, Statement, StatementMethods, block_end_action, run_query
+from ._protocol import COM_QUERY, NestedBlock, Statement, StatementMethods, run_query
 from .connection import Connection, ReturnedConnection
 from .errors import PoolError
 from .registry import get_default_pool, get_pool
@@ -277,29 +277,36 @@ class _CurrentPool(StatementMethods):
 @contextmanager
 def _pinned(conn: Connection, begin: bool = False) -> Iterator[Connection]:
     """A block on the request's own connection: it ends as a pool block ends (COMMIT on
-    success, ROLLBACK on error — the same rule as ``pool.connection()``), and the connection
-    stays with the request afterwards."""
-    if begin:
-        conn.begin()
+    success, ROLLBACK on error — the same rule as ``pool.connection()``) unless it runs inside a
+    transaction that was already open (then it is a savepoint); the connection stays with the
+    request afterwards."""
+    block = NestedBlock(conn, begin)
+    opening = block.opening()
+    if opening is not None:
+        _send(conn, opening)
     try:
         yield conn
     except BaseException as exc:
-        _end_block(conn, exc)
+        _send_quietly(conn, block.closing(exc))
         raise
-    _end_block(conn, None)
+    closing = block.closing(None)
+    if closing is not None:
+        _send(conn, closing)
 
 
-def _end_block(conn: Connection, exc: BaseException | None) -> None:
-    action = block_end_action(conn, exc)
-    if action is None:
+def _send(conn: Connection, sql: bytes) -> None:
+    conn._execute_command(COM_QUERY, sql)
+    conn._read_ok_packet()
+
+
+def _send_quietly(conn: Connection, sql: bytes | None) -> None:
+    """A block's error is on its way out: send ``sql`` if there is any; if that fails too, the
+    block's own error matters more, and the pool discards the connection at the end."""
+    if sql is None:
         return
     try:
-        conn._execute_command(COM_QUERY, action)
-        conn._read_ok_packet()
-    except Exception:
-        if exc is None:
-            raise
-        # The block's own error matters more; the pool discards the connection at the end.
+        _send(conn, sql)
+    except Exception:  # noqa: BLE001
         conn.__dict__["_mp_broken"] = True
 
 
@@ -310,21 +317,23 @@ async def _apinned(
     from ._wire_async import aio_command
 
     conn = await scope.aconnection_for(pool)
-    if begin:
-        await aio_command(conn, "BEGIN")
+    block = NestedBlock(conn, begin)
+    opening = block.opening()
+    if opening is not None:
+        await aio_command(conn, opening.decode())
     try:
         yield conn
     except BaseException as exc:
-        action = block_end_action(conn, exc)
-        if action is not None:
+        closing = block.closing(exc)
+        if closing is not None:
             try:
-                await aio_command(conn, action.decode())
+                await aio_command(conn, closing.decode())
             except Exception:  # noqa: BLE001 - the block's own error matters more
                 conn.__dict__["_mp_broken"] = True
         raise
-    action = block_end_action(conn, None)
-    if action is not None:
-        await aio_command(conn, action.decode())
+    closing = block.closing(None)
+    if closing is not None:
+        await aio_command(conn, closing.decode())
 
 
 current_pool: _CurrentPool = _CurrentPool()

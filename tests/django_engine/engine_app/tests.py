@@ -100,6 +100,16 @@ class RequestLifecycle(TransactionTestCase):
         self.assertEqual(Item.objects.filter(name__startswith="nestfail").count(), 0)
         self.assertEqual(lent(), 0)
 
+    def test_pool_transaction_inside_atomic_is_a_savepoint(self) -> None:
+        names = lambda: sorted(Item.objects.values_list("name", flat=True))  # noqa: E731
+        self.client.get("/pool-tx-in-atomic?outcome=inner-fail")
+        self.assertEqual(names(), [])  # the pool block did not commit the ORM's row early
+        self.client.get("/pool-tx-in-atomic?outcome=pool-fail")
+        self.assertEqual(names(), ["inner-pool-fail-orm", "inner-pool-fail-pool"])
+        self.client.get("/pool-tx-in-atomic?outcome=ok")
+        self.assertIn("inner-ok-pool", names())
+        self.assertEqual(lent(), 0)
+
     def test_atomic_requests_roll_back_both(self) -> None:
         self.client.raise_request_exception = False
         settings_dict = connections["other"].settings_dict

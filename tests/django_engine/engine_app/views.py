@@ -72,6 +72,33 @@ def nest_fail(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+def pool_tx_in_atomic(request: HttpRequest) -> HttpResponse:
+    """current_pool.transaction() inside atomic(): a savepoint of the atomic block; an error in
+    the atomic block after it rolls back both (BEGIN would have committed the ORM's row)."""
+    outcome = request.GET.get("outcome", "ok")
+    try:
+        with transaction.atomic():
+            Item.objects.create(name=f"inner-{outcome}-orm")
+            with current_pool.transaction():
+                current_pool.execute_query(
+                    "INSERT INTO engine_app_item (name) VALUES (%s)", (f"inner-{outcome}-pool",)
+                )
+            if outcome == "inner-fail":
+                raise RuntimeError("boom after the pool block")
+            if outcome == "pool-fail":
+                try:
+                    with current_pool.transaction():
+                        current_pool.execute_query(
+                            "INSERT INTO engine_app_item (name) VALUES ('inner-rolledback')"
+                        )
+                        raise RuntimeError("boom inside the pool block")
+                except RuntimeError:
+                    pass  # only the savepoint rolls back; the atomic block goes on
+    except RuntimeError:
+        pass
+    return HttpResponse("ok")
+
+
 def item(request: HttpRequest, pk: int) -> JsonResponse:
     obj = Item.objects.get(pk=pk)
     return JsonResponse({"id": obj.pk, "name": obj.name})

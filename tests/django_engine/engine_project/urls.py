@@ -6,6 +6,7 @@ urlpatterns = [
     path("atomic-fail", views.atomic_fail),
     path("nest", views.nest),
     path("nest-fail", views.nest_fail),
+    path("pool-tx-in-atomic", views.pool_tx_in_atomic),
     path("item/<int:pk>", views.item),
     path("items", views.items),
     path("aitem/<int:pk>", views.aitem),
