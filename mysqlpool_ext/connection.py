@@ -22,6 +22,7 @@ import pymysql
 import pymysql.cursors
 from pymysql.constants import CR, ER
 
+from ._fastresult import read_result_sync  # issue 17: the result-set decoder
 from .errors import ConnectionReturnedError
 
 if TYPE_CHECKING:
@@ -201,7 +202,8 @@ class Connection(pymysql.connections.Connection):
     # every response is read, so the pool discards the connection on return instead of lending it.
     def _read_query_result(self, unbuffered: bool = False) -> int:
         try:
-            return super()._read_query_result(unbuffered)
+            # issue 17: rows decoded by _rows (PyMySQL reads all else), EOF flags kept
+            return read_result_sync(self, unbuffered)
         except pymysql.err.MySQLError as exc:
             _note_error(self, exc)
             raise
