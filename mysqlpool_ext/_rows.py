@@ -135,12 +135,13 @@ class Plan:
 
     ``fields``, ``description`` and ``converters`` are PyMySQL's own objects (a result gets fresh
     lists of them); ``cols`` is the pure decoder's per-column ``(encoding, function)`` and
-    ``kinds``/``encodings``/``functions`` the accelerator's; ``names`` are DictCursor's keys.
+    ``kinds``/``c_encodings``/``functions`` the accelerator's; ``names`` are DictCursor's keys.
     ``decoders`` remembers which converter the connection's ``decoders`` gave each column type,
     so a dict changed in place after the plan was made is noticed (:meth:`still_valid`).
     """
 
     __slots__ = (
+        "c_encodings",
         "cols",
         "decoders",
         "description",
@@ -177,6 +178,7 @@ class Plan:
             cols.append((encoding, _PURE_CONVERTERS.get(kind, converter)))
         self.kinds = tuple(kinds)
         self.encodings = tuple(encodings)
+        self.c_encodings = tuple(None if e is None else e.encode("ascii") for e in encodings)
         self.functions = tuple(functions)
         self.cols = tuple(cols)
         names: list[str] = []
