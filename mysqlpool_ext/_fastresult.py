@@ -36,6 +36,7 @@ from ._rows import EOF, MAX_PACKET, MORE, Plan
 __all__ = ["read_result_async", "read_result_sync"]
 
 _MySQLResult = pymysql.connections.MySQLResult
+_new_result = object.__new__
 _base_read_query_result = pymysql.connections.Connection._read_query_result
 _MORE_RESULTS = SERVER_STATUS.SERVER_MORE_RESULTS_EXISTS
 _EOF_BODY = struct.Struct("<hH")  # warning count (signed, as PyMySQL reads it), status flags
@@ -160,16 +161,24 @@ def _result(conn: Any, plan: Plan, rows: list[Any], buf: bytes, eof: int, seq: i
     if (buf[eof] | buf[eof + 1] << 8 | buf[eof + 2] << 16) < 5:
         return None
     warning_count, status = _EOF_BODY.unpack_from(buf, eof + 5)
-    result = _MySQLResult(None)
-    result.field_count = plan.ncols
-    result.fields = list(plan.fields)
-    result.converters = plan.converters
-    result.description = plan.description
-    result.warning_count = warning_count
-    result.has_next = status & _MORE_RESULTS
-    result.server_status = status
-    result.affected_rows = len(rows)
-    result.rows = tuple(rows)
+    # The attributes MySQLResult.read() leaves, set in one go (its __init__ plus a dozen
+    # attribute stores were a visible part of a one-row query).
+    result = _new_result(_MySQLResult)
+    result.__dict__ = {
+        "connection": None,
+        "affected_rows": len(rows),
+        "insert_id": None,
+        "server_status": status,
+        "warning_count": warning_count,
+        "message": None,
+        "field_count": plan.ncols,
+        "description": plan.description,
+        "rows": tuple(rows),
+        "has_next": status & _MORE_RESULTS,
+        "unbuffered_active": False,
+        "fields": list(plan.fields),
+        "converters": plan.converters,
+    }
     conn._next_seq_id = (seq + 1) & 0xFF
     conn._result = result
     conn.server_status = status

@@ -141,6 +141,7 @@ class Plan:
     """
 
     __slots__ = (
+        "_converters",
         "c_encodings",
         "cols",
         "decoders",
@@ -169,15 +170,22 @@ class Plan:
         kinds = []
         encodings = []
         functions = []
-        cols = []
+        cols: list[tuple[str | None, Any]] = []
         for encoding, converter in converters:
             kind = _kind(encoding, converter)
             kinds.append(kind)
             encodings.append(encoding)
             functions.append(converter)
-            cols.append((encoding, _PURE_CONVERTERS.get(kind, converter)))
+            if kind in (K_INT, K_FLOAT):
+                # int()/float() read ASCII bytes as they read the decoded str; bytes they
+                # refuse raise (ValueError, not PyMySQL's UnicodeDecodeError), and any raise
+                # hands the response to PyMySQL, which raises its own.
+                cols.append((None, converter))
+            else:
+                cols.append((encoding, _PURE_CONVERTERS.get(kind, converter)))
         self.kinds = tuple(kinds)
         self.encodings = tuple(encodings)
+        self._converters = list(zip(encodings, functions))
         self.c_encodings = tuple(None if e is None else e.encode("ascii") for e in encodings)
         self.functions = tuple(functions)
         self.cols = tuple(cols)
@@ -191,11 +199,15 @@ class Plan:
 
     @property
     def converters(self) -> list[tuple[str | None, Any]]:
-        return list(zip(self.encodings, self.functions))
+        """A fresh list of PyMySQL's ``(encoding, converter)`` pairs, as each result has."""
+        return self._converters[:]
 
     def still_valid(self, decoders: dict[int, Any]) -> bool:
         get = decoders.get
-        return all(get(t) is c for t, c in zip(self.type_codes, self.decoders))
+        for t, c in zip(self.type_codes, self.decoders):  # noqa: SIM110 - no generator: hot path
+            if get(t) is not c:
+                return False
+        return True
 
 
 def py_decode_rows(
