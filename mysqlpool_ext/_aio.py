@@ -55,6 +55,7 @@ import pymysql
 import pymysql.cursors
 from pymysql.constants import COMMAND, CR, SERVER_STATUS
 
+from . import _rows  # issue 17: the compiled row scan (skip_rows)
 from ._fastresult import read_result_async  # issue 17: the result-set decoder
 from .connection import Connection, ReturnedConnection, RowCount, run_query
 from .pool import _PERMIT, _RETIRED, _Slot
@@ -715,6 +716,10 @@ class _Reader:
         pos = self.pos
         state = self.state
         while pos + 4 <= n:
+            if state == _ROWS and not self.cont:  # issue 17: ordinary rows skipped in one call
+                pos = _rows.skip_rows(buf, pos, n)
+                if pos + 4 > n:
+                    break
             length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
             end = pos + 4 + length
             if end > n:

@@ -44,6 +44,7 @@ __all__ = [
     "has_accelerator",
     "make_dicts",
     "set_accelerated",
+    "skip_rows",
 ]
 
 #: Why :func:`decode_rows` stopped. ``MORE``: the packet at ``pos`` is not complete in the
@@ -275,6 +276,13 @@ def py_decode_rows(
         seq = (seq + 1) & 0xFF
 
 
+def py_skip_rows(buf: bytes | bytearray, pos: int, end: int) -> int:
+    """The position of the first packet from ``pos`` that is not a complete, ordinary row packet
+    (incomplete, 16 MiB or more, EOF or ERR): what the async face's response scanner would
+    otherwise find one packet at a time. The pure version leaves the walk to the scanner."""
+    return pos
+
+
 def py_make_dicts(rows: Sequence[tuple[Any, ...]], names: Sequence[str]) -> list[dict[str, Any]]:
     """DictCursor's rows (``dict(zip(names, row))``) for a list of tuples."""
     return [dict(zip(names, r)) for r in rows]
@@ -293,6 +301,7 @@ decode_rows: Callable[..., tuple[int, int, int]] = (
 make_dicts: Callable[..., list[dict[str, Any]]] = (
     _rows_c.make_dicts if _accelerated else py_make_dicts
 )
+skip_rows: Callable[[Any, int, int], int] = _rows_c.skip_rows if _accelerated else py_skip_rows
 
 
 def has_accelerator() -> bool:
@@ -311,12 +320,14 @@ def set_accelerated(on: bool) -> bool:
     For the benchmarks and the tests, which compare both in one process; applications choose
     with ``MYSQLPOOL_NO_ACCEL=1`` at start-up.
     """
-    global _accelerated, decode_rows, make_dicts
+    global _accelerated, decode_rows, make_dicts, skip_rows
     _accelerated = bool(on) and _rows_c is not None
     if _accelerated:
         decode_rows = _rows_c.decode_rows
         make_dicts = _rows_c.make_dicts
+        skip_rows = _rows_c.skip_rows
     else:
         decode_rows = py_decode_rows
         make_dicts = py_make_dicts
+        skip_rows = py_skip_rows
     return _accelerated

@@ -195,3 +195,33 @@ def test_truncated_buffers_stop_with_more() -> None:
             assert seq == (pos > 0)
             assert pos == (0 if end < 4 + len(payload) else 4 + len(payload))
             assert len(out) == (pos > 0)
+
+
+def _skip_reference(buf: bytes, pos: int, end: int) -> int:
+    """What the async face's scanner does in the rows state, one packet at a time."""
+    while pos + 4 <= end:
+        length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+        if length >= 0xFFFFFF or pos + 4 + length > end:
+            break
+        first = buf[pos + 4] if length else 0
+        if first == 0xFF or (first == 0xFE and length < 9):
+            break
+        pos += 4 + length
+    return pos
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payloads=st.lists(st.binary(max_size=12), max_size=8),
+    start=st.integers(0, 8),
+    cut=st.integers(0, 120),
+)
+def test_skip_rows(payloads: list[bytes], start: int, cut: int) -> None:
+    if not _rows.has_accelerator():
+        pytest.skip("compiled decoder not built")
+    buf = _packets(payloads, eof=True)
+    end = max(0, len(buf) - cut)
+    start = min(start, end)
+    for data in (buf, bytearray(buf)):
+        assert _rows._rows_c.skip_rows(data, start, end) == _skip_reference(buf, start, end)
+    assert _rows.py_skip_rows(buf, start, end) == start
