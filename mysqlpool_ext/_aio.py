@@ -12,8 +12,8 @@ and PyMySQL still does all the parsing:
   the response ends (OK / ERR / column count, column definitions, EOF, rows, EOF, and again
   while the server says more results follow). PyMySQL then parses the buffered bytes unchanged
   (``_read_query_result`` over a ``BytesIO``), so rows, conversions and errors are the sync face's;
-  a single result set whose column definitions the connection has already seen is parsed here
-  with what PyMySQL made of those definitions (converters, descriptions): same rows, same state;
+  a single plain result set is decoded by ``_fastresult.read_result_async`` (issue 17: per-column
+  plans made by PyMySQL's own ``_get_descriptions``; same rows, same state, EOF flags kept);
 - opening a connection (DNS, TCP, TLS, authentication) is blocking PyMySQL code and rare thanks to
   pooling: it runs in the loop's default executor; a cancelled opener's connection joins the pool;
 - a TLS connection (``ssl.SSLSocket``) cannot be read this way: every call on it runs the sync
@@ -464,11 +464,10 @@ async def _run_simple(
     """One statement, buffered plain or dict rows: the common case, without a cursor.
 
     PyMySQL's parse (packet objects, a column descriptor object per column, per-field method
-    calls) was the biggest part of the CPU per query. A result set whose column definitions this
-    connection has seen before (same bytes) is parsed here instead, reusing what PyMySQL made of
-    those definitions (descriptions, converters): the rows and the connection's state
-    (``_result``, ``_affected_rows``, sequence id) come out as PyMySQL leaves them. Anything else
-    (OK, errors, new columns, several results, 16 MiB packets, any oddity) is PyMySQL's to parse.
+    calls) was the biggest part of the CPU per query. One plain result set is decoded by
+    ``_fastresult.read_result_async`` instead: the rows and the connection's state (``_result``,
+    ``_affected_rows``, sequence id, plus the EOF's ``server_status``) come out as PyMySQL leaves
+    them. Anything else (OK, errors, several results, 16 MiB packets, any oddity) is PyMySQL's.
     """
     if args is None or args == ():
         sql: Any = query
