@@ -631,3 +631,18 @@ def test_generated_rows(
                 rows,
             )
     compare(db_kwargs, f"SELECT a, b, c, d, e, f, g FROM {gen_table} ORDER BY id")
+
+
+def test_read_timeout_in_the_middle_of_rows(db_kwargs: dict[str, Any], accel: bool) -> None:
+    """The server stalls after some rows: PyMySQL's error (2013, closed), the same for ours."""
+    query = "SELECT seq, REPEAT('x', 1000), SLEEP(IF(seq = 60, 3, 0)) FROM seq_1_to_100"
+    outcomes = []
+    for cls in (pymysql.connect, Connection):
+        conn = cls(**db_kwargs, read_timeout=0.5)
+        try:
+            with pytest.raises(pymysql.err.OperationalError) as info:
+                conn.cursor().execute(query)
+            outcomes.append((info.value.args[0], conn.open))
+        finally:
+            conn.close()
+    assert outcomes[0] == outcomes[1] == (2013, False)
