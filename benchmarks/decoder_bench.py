@@ -5,7 +5,9 @@
 - sync, one thread: ``SELECT 1`` and 100 rows x 4 columns -- raw PyMySQL on one connection,
   mysqlpool_ext (compiled decoder), mysqlpool_ext (pure-Python decoder);
 - asyncio, 64 tasks on 8 connections: the same two queries -- mysqlpool_ext (both decoders),
-  asyncmy (behind a fair semaphore), aiomysql.
+  asyncmy (behind a fair semaphore), aiomysql;
+- the read alone (no pool, one connection each): this thread's CPU per query, raw PyMySQL vs
+  ours with each decoder (:func:`cpu_ab`), the figure least moved by the neighbours.
 
 Every subject of a cell runs in each round (rotated / interleaved), so ratios are *paired*: the
 median over rounds of ours / theirs within one round. On a shared 2-core machine the q/s of a
@@ -20,6 +22,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from typing import Any
 
 from . import async_bench, core_bench
@@ -47,11 +50,63 @@ def _paired(mine: list[float], theirs: list[float]) -> float | None:
     return round(statistics.median(pairs), 2) if pairs else None
 
 
+def cpu_ab(kwargs: dict[str, Any], rounds: int = 7, queries: int = 2000) -> dict[str, Any]:
+    """The read alone, no pool: CPU time of this thread per query (``time.thread_time``), raw
+    PyMySQL vs ``mysqlpool_ext.Connection`` with each decoder, interleaved round by round.
+
+    Thread CPU time leaves out the waits for the server and the neighbours' time slices, so it
+    is the steadiest figure this shared machine gives: the medians, and the per-round values.
+    """
+    import pymysql
+
+    from mysqlpool_ext import Connection, _rows
+
+    raw = pymysql.connect(autocommit=True, **kwargs)
+    ours = Connection(autocommit=True, **kwargs)
+    result: dict[str, Any] = {}
+    try:
+        for label, sql, count in (
+            ("SELECT 1", "SELECT 1", queries),
+            ("100 rows x 4 columns", core_bench.ROWS_SQL, max(1, queries // 10)),
+        ):
+            per: dict[str, list[float]] = {"raw PyMySQL": [], "compiled": [], "pure": []}
+            for _ in range(rounds):
+                for name, conn, accel in (
+                    ("raw PyMySQL", raw, True),
+                    ("compiled", ours, True),
+                    ("pure", ours, False),
+                ):
+                    if not _rows.set_accelerated(accel) and accel and conn is ours:
+                        continue  # not built: no compiled figures
+                    start = time.thread_time()
+                    for _ in range(count):
+                        cur = conn.cursor()
+                        cur.execute(sql)
+                        cur.fetchall()
+                        cur.close()
+                    per[name].append((time.thread_time() - start) / count * 1e6)
+            _rows.set_accelerated(True)
+            result[label] = {
+                name: {
+                    "median_cpu_us": round(statistics.median(v), 1),
+                    "rounds": [round(x, 1) for x in v],
+                }
+                for name, v in per.items()
+                if v
+            }
+    finally:
+        raw.close()
+        ours.close()
+    return result
+
+
 def run(repeats: int = 5, seconds: float = 1.0) -> dict[str, Any]:
     """Both faces' cells against one server; the rows and the paired ratios."""
     out: dict[str, Any] = {"load_before": _load()}
     with bench_server() as server:
         out["server"] = server.version
+        async_bench._create_rows_table(server.kwargs)
+        out["cpu_ab"] = cpu_ab(server.kwargs)
         sync_rows = core_bench.run(
             server.url,
             duration=seconds,
@@ -120,6 +175,10 @@ def _print(result: dict[str, Any]) -> None:
             f"{r['face']:30} {r['subject']:38} {r['ops_s']:>7} {r['cpu_us_per_op']:>9} "
             f"{ratio:>30}  {r['cell'][:40]}"
         )
+    print("the read alone, no pool: thread CPU µs per query (median of interleaved rounds)")
+    for label, subjects in result.get("cpu_ab", {}).items():
+        figures = ", ".join(f"{name} {v['median_cpu_us']}" for name, v in subjects.items())
+        print(f"  {label}: {figures}")
     for r in result["ratios"]:
         if "raw_ops_s" in r and r["subject"].endswith("ext"):
             print(
