@@ -37,6 +37,16 @@ from typing import Any
 __all__ = ["run"]
 
 SCENARIO = "SELECT 1, {tasks} tasks on {conns} connections"
+#: What one operation runs: ``SELECT 1``, or the parse-bound read of issue 17 (the table is
+#: ``benchmarks.core_bench.ROWS_TABLE``: 100 rows of INT, VARCHAR, DECIMAL, DATETIME).
+WORKLOADS = {
+    "select1": ("SELECT 1", SCENARIO),
+    "rows100": (
+        "SELECT id, name, amount, created FROM bench_rows ORDER BY id LIMIT 100",
+        "100 rows x 4 columns (INT, VARCHAR, DECIMAL, DATETIME), {tasks} tasks on {conns} "
+        "connections",
+    ),
+}
 Op = Callable[[], Awaitable[Any]]
 
 
@@ -90,30 +100,66 @@ def _kwargs(url_or_kwargs: str | dict[str, Any] | None) -> dict[str, Any]:
 # -- subjects: each is an async context manager factory that yields one operation -------------
 
 
-async def _ours_execute(kw: dict[str, Any], conns: int) -> tuple[Op, Callable[[], Awaitable[None]]]:
+async def _ours_execute(
+    kw: dict[str, Any], conns: int, sql: str
+) -> tuple[Op, Callable[[], Awaitable[None]]]:
     from mysqlpool_ext import ConnectionPool
 
+    _decoder(accelerated=True)
     pool = ConnectionPool(size=conns, max_size=conns, timeout=30, **kw)
 
     async def op() -> Any:
-        return await pool.aexecute_query("SELECT 1")
+        return await pool.aexecute_query(sql)
 
     return op, pool.aclose
 
 
-async def _ours_block(kw: dict[str, Any], conns: int) -> tuple[Op, Callable[[], Awaitable[None]]]:
+async def _ours_pure(
+    kw: dict[str, Any], conns: int, sql: str
+) -> tuple[Op, Callable[[], Awaitable[None]]]:
+    """Ours with the pure-Python row decoder (as without a compiler, or MYSQLPOOL_NO_ACCEL=1)."""
     from mysqlpool_ext import ConnectionPool
 
+    _decoder(accelerated=False)
+    pool = ConnectionPool(size=conns, max_size=conns, timeout=30, **kw)
+
+    async def op() -> Any:
+        return await pool.aexecute_query(sql)
+
+    async def close() -> None:
+        await pool.aclose()
+        _decoder(accelerated=True)
+
+    return op, close
+
+
+def _decoder(accelerated: bool) -> None:
+    """Select our row decoder for the next cell (cells run one at a time)."""
+    try:
+        from mysqlpool_ext import _rows
+    except ImportError:  # a tree without the result-set decoder
+        return
+    _rows.set_accelerated(accelerated)
+
+
+async def _ours_block(
+    kw: dict[str, Any], conns: int, sql: str
+) -> tuple[Op, Callable[[], Awaitable[None]]]:
+    from mysqlpool_ext import ConnectionPool
+
+    _decoder(accelerated=True)
     pool = ConnectionPool(size=conns, max_size=conns, timeout=30, **kw)
 
     async def op() -> Any:
         async with pool.aconnection() as conn:
-            return await conn.aexecute_query("SELECT 1")
+            return await conn.aexecute_query(sql)
 
     return op, pool.aclose
 
 
-async def _aiomysql(kw: dict[str, Any], conns: int) -> tuple[Op, Callable[[], Awaitable[None]]]:
+async def _aiomysql(
+    kw: dict[str, Any], conns: int, sql: str
+) -> tuple[Op, Callable[[], Awaitable[None]]]:
     import aiomysql
 
     args = {k: v for k, v in kw.items() if k != "database"}
@@ -123,7 +169,7 @@ async def _aiomysql(kw: dict[str, Any], conns: int) -> tuple[Op, Callable[[], Aw
 
     async def op() -> Any:
         async with pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute("SELECT 1")
+            await cur.execute(sql)
             return await cur.fetchall()
 
     async def close() -> None:
@@ -133,7 +179,9 @@ async def _aiomysql(kw: dict[str, Any], conns: int) -> tuple[Op, Callable[[], Aw
     return op, close
 
 
-async def _asyncmy(kw: dict[str, Any], conns: int) -> tuple[Op, Callable[[], Awaitable[None]]]:
+async def _asyncmy(
+    kw: dict[str, Any], conns: int, sql: str
+) -> tuple[Op, Callable[[], Awaitable[None]]]:
     import asyncmy
 
     pool = await asyncmy.create_pool(minsize=conns, maxsize=conns, autocommit=True, **kw)
@@ -141,7 +189,7 @@ async def _asyncmy(kw: dict[str, Any], conns: int) -> tuple[Op, Callable[[], Awa
 
     async def op() -> Any:
         async with sem, pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute("SELECT 1")
+            await cur.execute(sql)
             return await cur.fetchall()
 
     async def close() -> None:
@@ -151,7 +199,9 @@ async def _asyncmy(kw: dict[str, Any], conns: int) -> tuple[Op, Callable[[], Awa
     return op, close
 
 
-async def _to_thread(kw: dict[str, Any], conns: int) -> tuple[Op, Callable[[], Awaitable[None]]]:
+async def _to_thread(
+    kw: dict[str, Any], conns: int, sql: str
+) -> tuple[Op, Callable[[], Awaitable[None]]]:
     import pymysql
 
     loop = asyncio.get_running_loop()
@@ -168,7 +218,7 @@ async def _to_thread(kw: dict[str, Any], conns: int) -> tuple[Op, Callable[[], A
 
     def select1(conn: Any) -> Any:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1")
+            cur.execute(sql)
             return cur.fetchall()
 
     async def op() -> Any:
@@ -189,6 +239,7 @@ async def _to_thread(kw: dict[str, Any], conns: int) -> tuple[Op, Callable[[], A
 SUBJECTS: dict[str, tuple[Callable[..., Any], bool]] = {
     "mysqlpool_ext aexecute_query": (_ours_execute, True),
     "mysqlpool_ext aconnection": (_ours_block, True),
+    "mysqlpool_ext, pure-Python decoder": (_ours_pure, True),
     "aiomysql pool": (_aiomysql, False),
     "asyncmy pool + fair semaphore": (_asyncmy, False),
     "PyMySQL + to_thread": (_to_thread, False),
@@ -205,9 +256,14 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 async def _cell(
-    factory: Callable[..., Any], kw: dict[str, Any], tasks: int, conns: int, seconds: float
+    factory: Callable[..., Any],
+    kw: dict[str, Any],
+    tasks: int,
+    conns: int,
+    seconds: float,
+    sql: str = "SELECT 1",
 ) -> dict[str, Any]:
-    op, close = await factory(kw, conns)
+    op, close = await factory(kw, conns, sql)
     pc = time.perf_counter
     lat: list[float] = []
     per_task = [0] * tasks
@@ -272,6 +328,7 @@ def run(
     repeats: int = 3,
     quick: bool = False,
     subjects: list[str] | None = None,
+    workload: str = "all",
 ) -> list[dict[str, Any]]:
     """Measure every subject, interleaved, ``repeats`` times; one row (the medians) per subject.
 
@@ -279,7 +336,27 @@ def run(
     ``worst_wait_ms``, ``errors``) and those of the benchmarks runner (``suite``, ``scenario``,
     ``subject``, ``ops_s``, ``ours``), plus ``vs_aiomysql`` / ``vs_asyncmy`` throughput ratios.
     """
+    if workload == "all":
+        return [
+            row
+            for name in WORKLOADS
+            for row in run(
+                url_or_kwargs,
+                tasks,
+                conns,
+                seconds,
+                url=url,
+                duration=duration,
+                repeats=repeats,
+                quick=quick,
+                subjects=subjects,
+                workload=name,
+            )
+        ]
     kw = _kwargs(url_or_kwargs if url_or_kwargs is not None else url)
+    sql, scenario = WORKLOADS[workload]
+    if workload == "rows100":
+        _create_rows_table(kw)
     seconds = seconds or duration or (0.3 if quick else 1.0)
     if quick:
         repeats = 1
@@ -289,7 +366,7 @@ def run(
         for name in names:
             factory = SUBJECTS[name][0]
             try:
-                cells[name].append(asyncio.run(_cell(factory, kw, tasks, conns, seconds)))
+                cells[name].append(asyncio.run(_cell(factory, kw, tasks, conns, seconds, sql)))
             except ImportError as exc:
                 print(f"[async_bench] skip {name}: {exc}", file=sys.stderr)
                 break
@@ -314,7 +391,8 @@ def run(
             variant=name,
             subject=name,
             suite="async",
-            scenario=SCENARIO.format(tasks=tasks, conns=conns),
+            scenario=scenario.format(tasks=tasks, conns=conns),
+            workload=workload,
             ops_s=row["qps"],
             max_ms=row["worst_wait_ms"],
             ours=SUBJECTS[name][1],
@@ -343,6 +421,19 @@ def run(
     return rows
 
 
+def _create_rows_table(kw: dict[str, Any]) -> None:
+    import pymysql
+
+    from .core_bench import create_rows_table
+
+    conn = pymysql.connect(autocommit=True, **kw)
+    try:
+        with conn.cursor() as cur:
+            create_rows_table(cur)
+    finally:
+        conn.close()
+
+
 def _print(rows: list[dict[str, Any]]) -> None:
     head = (
         f"{'variant':32} {'q/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'worst ms':>9} "
@@ -369,11 +460,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", action="append", choices=list(SUBJECTS))
+    parser.add_argument("--workload", choices=[*WORKLOADS, "all"], default="all")
     args = parser.parse_args(argv)
     url = os.environ.get("MYSQLPOOL_TEST_URL")
     if url:
         rows = run(
-            url, args.tasks, args.conns, args.seconds, repeats=args.repeats, subjects=args.only
+            url,
+            args.tasks,
+            args.conns,
+            args.seconds,
+            repeats=args.repeats,
+            subjects=args.only,
+            workload=args.workload,
         )
     else:
         from ._harness import bench_server
@@ -387,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.seconds,
                 repeats=args.repeats,
                 subjects=args.only,
+                workload=args.workload,
             )
     _print(rows)
     return 0

@@ -31,6 +31,9 @@ MANY_THREADS = 32
 TABLE = "bench_items"
 TABLE_ROWS = 1000
 PK_SQL = f"SELECT id, name, amount FROM {TABLE} WHERE id = %s"
+#: The parse-bound read (issue 17): 100 rows of INT, VARCHAR, DECIMAL, DATETIME per query.
+ROWS_TABLE = "bench_rows"
+ROWS_SQL = f"SELECT id, name, amount, created FROM {ROWS_TABLE} ORDER BY id LIMIT 100"
 
 #: (key, kind, threads, label). ``kind`` is what one operation does besides borrow + give back.
 SCENARIOS: list[tuple[str, str, int, str]] = [
@@ -40,7 +43,10 @@ SCENARIOS: list[tuple[str, str, int, str]] = [
     ("select1_32", "select1", MANY_THREADS, "SELECT 1, 32 threads on 8 connections"),
     ("pk_1", "pk", 1, "primary-key lookup (1,000 rows), 1 thread"),
     ("pk_32", "pk", MANY_THREADS, "primary-key lookup (1,000 rows), 32 threads on 8 connections"),
+    ("rows100_1", "rows100", 1, "100 rows x 4 columns (INT, VARCHAR, DECIMAL, DATETIME), 1 thread"),
 ]
+#: Kinds only some subjects run: the decoder cells compare raw PyMySQL with our two decoders.
+DECODER_KINDS = ("rows100",)
 QUICK_SCENARIOS = ("borrow_1", "select1_1", "select1_32")
 
 
@@ -55,6 +61,13 @@ def _select1(conn: Any) -> None:
 def _pk_lookup(conn: Any, key: int) -> None:
     cur = conn.cursor()
     cur.execute(PK_SQL, (key,))
+    cur.fetchall()
+    cur.close()
+
+
+def _rows100(conn: Any) -> None:
+    cur = conn.cursor()
+    cur.execute(ROWS_SQL)
     cur.fetchall()
     cur.close()
 
@@ -80,6 +93,13 @@ def _pooled_op(
         def op() -> None:
             conn = get()
             _select1(conn)
+            give_back(conn)
+
+    elif kind == "rows100":
+
+        def op() -> None:
+            conn = get()
+            _rows100(conn)
             give_back(conn)
 
     else:
@@ -117,7 +137,7 @@ class Subject:
         pass
 
     def applies(self, kind: str) -> bool:
-        return True
+        return kind not in DECODER_KINDS
 
     def make_op(self, kind: str, index: int, threads: int) -> Op:
         raise NotImplementedError
@@ -149,6 +169,8 @@ class Raw(Subject):
         conn = self._conn(index)
         if kind == "select1":
             return lambda: _select1(conn)
+        if kind == "rows100":
+            return lambda: _rows100(conn)
         key = _keys(index)
         return lambda: _pk_lookup(conn, key())
 
@@ -268,10 +290,13 @@ class SQLAlchemyQueuePool(Subject):
 class Ours(Subject):
     ours = True
 
-    def __init__(self, server: BenchServer, check: str | None) -> None:
+    def __init__(self, server: BenchServer, check: str | None, pure: bool = False) -> None:
         super().__init__(server)
         self.check = check
+        self.pure = pure
         self.label = "mysqlpool_ext" + (" check=None" if check is None else "")
+        if pure:
+            self.label += " (pure-Python decoder)"
         self.note = (
             "ConnectionPool(size=8, max_size=8"
             + (", check=None" if check is None else "")
@@ -297,8 +322,26 @@ class Ours(Subject):
     def close(self) -> None:
         self.pool.close()
 
+    def applies(self, kind: str) -> bool:
+        if self.pure:  # the decoder comparison only
+            return kind in ("select1", *DECODER_KINDS)
+        return self.check is not None or kind not in DECODER_KINDS
+
     def make_op(self, kind: str, index: int, threads: int) -> Op:
-        return _pooled_op(kind, index, self.pool.get_connection, _close)
+        inner = _pooled_op(kind, index, self.pool.get_connection, _close)
+        try:
+            from mysqlpool_ext import _rows
+        except ImportError:  # a tree without the result-set decoder: nothing to switch
+            return inner
+        # Cells run one at a time; each operation selects its decoder (one global store), so
+        # "with" and "without the accelerator" alternate within one run.
+        accelerated = not self.pure
+
+        def op() -> None:
+            _rows.set_accelerated(accelerated)
+            inner()
+
+        return op
 
 
 #: Subject factories in table order; the key is stable (JSON, chart, targets).
@@ -312,6 +355,7 @@ SUBJECTS: list[tuple[str, Callable[[BenchServer], Subject]]] = [
     ("sqlalchemy_pre_ping", lambda s: SQLAlchemyQueuePool(s, pre_ping=True)),
     ("ours", lambda s: Ours(s, check="ping")),
     ("ours_nocheck", lambda s: Ours(s, check=None)),
+    ("ours_pure", lambda s: Ours(s, check="ping", pure=True)),
 ]
 
 
@@ -328,8 +372,31 @@ def create_table(server: BenchServer) -> None:
                 f"INSERT INTO {TABLE} (id, name, amount) VALUES (%s, %s, %s)",
                 [(i, f"item-{i:04d}", i * 7 % 1000) for i in range(1, TABLE_ROWS + 1)],
             )
+            create_rows_table(cur)
     finally:
         conn.close()
+
+
+def create_rows_table(cur: Any) -> None:
+    """The table of the 100-row cells (sync and async): INT, VARCHAR, DECIMAL, DATETIME."""
+    cur.execute(f"DROP TABLE IF EXISTS {ROWS_TABLE}")
+    cur.execute(
+        f"CREATE TABLE {ROWS_TABLE} (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, "
+        "amount DECIMAL(12,2) NOT NULL, created DATETIME NOT NULL) ENGINE=InnoDB"
+    )
+    cur.executemany(
+        f"INSERT INTO {ROWS_TABLE} (id, name, amount, created) VALUES (%s, %s, %s, %s)",
+        [
+            (
+                i,
+                f"customer-{i:04d}",
+                f"{i * 37 % 10000}.{i % 100:02d}",
+                f"2026-{1 + i % 12:02d}-{1 + i % 28:02d} "
+                f"{i % 24:02d}:{i % 60:02d}:{i * 7 % 60:02d}",
+            )
+            for i in range(1, 101)
+        ],
+    )
 
 
 def run(

@@ -24,14 +24,12 @@ from .errors import (
     PoolTimeout,
     TransactionLostError,
 )
-from .errors import restore_pymysql_modules as _restore_pymysql_modules
 from .pool import ConnectionPool, logger
 from .registry import get_default_pool, get_pool, set_default_pool
 from .scope import current_pool, request_scope
 
 __version__ = "0.1.0"
 
-_restore_pymysql_modules()
 
 __all__ = [
     "ConfigError",

@@ -15,8 +15,10 @@ from typing import Any, NamedTuple
 
 import pymysql
 import pymysql.cursors
+from pymysql.connections import MySQLResult
 from pymysql.constants import COMMAND, CR, ER, SERVER_STATUS
 from pymysql.err import InterfaceError
+from pymysql.protocol import EOFPacketWrapper
 
 from .errors import PoolClosedError, TransactionLostError
 
@@ -135,6 +137,44 @@ def run_query(conn: pymysql.connections.Connection, stmt: Statement) -> Any:
         return cur.fetchone() if stmt.return_one else cur.fetchall()
     finally:
         cur.close()
+
+
+class _TrackedResult(MySQLResult):
+    """PyMySQL's result reader, keeping the status flags of the EOF packet that ends rows."""
+
+    def _check_packet_is_eof(self, packet: Any) -> bool:
+        if not packet.is_eof_packet():
+            return False
+        wp = EOFPacketWrapper(packet)
+        self.warning_count = wp.warning_count
+        self.has_next = wp.has_next
+        status = wp.server_status
+        self.server_status = status
+        conn = self.connection
+        if conn is not None:  # an unbuffered result ends after _read_query_result returned
+            note_status(conn, status)
+        return True
+
+
+def read_query_result_tracked(conn: Any, unbuffered: bool = False) -> int:
+    """PyMySQL's ``Connection._read_query_result``, with :class:`_TrackedResult`: the flags of
+    the statement-ending packet are stored whatever kind of result it was."""
+    conn._result = None
+    result = _TrackedResult(conn)
+    if unbuffered:
+        try:
+            result.init_unbuffered_query()
+        except BaseException:
+            result.unbuffered_active = False
+            result.connection = None
+            raise
+    else:
+        result.read()
+    conn._result = result
+    status = result.server_status
+    if status is not None:
+        note_status(conn, status)
+    return result.affected_rows
 
 
 def note_status(conn: Any, status: int) -> None:

@@ -10,8 +10,8 @@ and PyMySQL still does the parsing:
   the response ends (OK / ERR / column count, column definitions, EOF, rows, EOF, and again
   while the server says more results follow). PyMySQL then parses the buffered bytes unchanged
   (``_read_query_result`` over a ``BytesIO``), so rows, conversions and errors are the sync face's;
-  a single result set whose column definitions the connection has already seen is parsed here
-  with what PyMySQL made of those definitions (converters, descriptions): same rows, same state;
+  a single plain result set is decoded by ``_fastresult.read_result_async`` (per-column plans
+  made by PyMySQL's own ``_get_descriptions``; same rows, same state, EOF flags kept);
 - several pipelined commands (the session reset) are written at once and their responses read
   as one buffer: one round trip;
 - a TLS connection (``ssl.SSLSocket``) cannot be read this way: every call on it runs the sync
@@ -43,13 +43,14 @@ import pymysql.cursors
 from pymysql.constants import COMMAND, CR, SERVER_STATUS
 from pymysql.err import InterfaceError, NotSupportedError, OperationalError
 
+from . import _rows  # the compiled row scan (skip_rows) when built
+from ._fastresult import read_result_async
 from ._protocol import (
     RowCount,
     Statement,
     after_reset,
     closed_error,
     note_command,
-    note_status,
     pipeline,
     read_responses,
     reset_session,
@@ -142,7 +143,6 @@ def _cursor_result(cur: Any, return_one: bool) -> Any:
 
 _PlainCursor = pymysql.cursors.Cursor
 _MySQLResult = pymysql.connections.MySQLResult
-_COLUMNS_CACHE_MAX = 128
 
 
 async def _run_simple(
@@ -151,11 +151,10 @@ async def _run_simple(
     """One statement, buffered plain or dict rows: the common case, without a cursor.
 
     PyMySQL's parse (packet objects, a column descriptor object per column, per-field method
-    calls) was the biggest part of the CPU per query. A result set whose column definitions this
-    connection has seen before (same bytes) is parsed here instead, reusing what PyMySQL made of
-    those definitions (descriptions, converters): the rows and the connection's state
-    (``_result``, ``_affected_rows``, sequence id) come out as PyMySQL leaves them. Anything else
-    (OK, errors, new columns, several results, 16 MiB packets, any oddity) is PyMySQL's to parse.
+    calls) was the biggest part of the CPU per query. One plain result set is decoded by
+    ``_fastresult.read_result_async`` instead: the rows and the connection's state (``_result``,
+    ``_affected_rows``, sequence id, plus the EOF's ``server_status``) come out as PyMySQL leaves
+    them. Anything else (OK, errors, several results, 16 MiB packets, any oddity) is PyMySQL's.
     """
     if args is None or args == ():
         sql: Any = query
@@ -164,160 +163,18 @@ async def _run_simple(
     if not isinstance(sql, bytes):
         sql = sql.encode(conn.encoding) if isinstance(sql, str) else bytes(sql)
     data = await _roundtrip(conn, _COM_QUERY, sql)
-    cache = _columns_cache(conn)
-    key = _fast_result(conn, data, cache, dictcursor)
-    if key.__class__ is not bytes:
-        rows = key
-    else:
+    # issue 17: one plain result set is decoded by _fastresult/_rows; None: PyMySQL parses it
+    rows = read_result_async(conn, data, dictcursor)
+    if rows is None:
         cur = (pymysql.cursors.DictCursor if dictcursor else _PlainCursor)(conn)
         try:
             _parse(conn, data, _read_into_cursor, conn, cur, sql)
-            result = cur._result
-            if key and result is conn._result and result.description is not None:
-                if len(cache) > _COLUMNS_CACHE_MAX:
-                    del cache[next(k for k in cache if k)]
-                cache[key] = _columns_entry(result)
             return _cursor_result(cur, return_one)
         finally:
             cur.connection = None
     if return_one:
         return rows[0] if rows else None
     return rows
-
-
-def _columns_cache(conn: Connection) -> dict[bytes, Any]:
-    """This connection's column definitions already read by PyMySQL: what it made of them
-    depends on the encoding and the decoders, so a change of either starts a new cache (the
-    decoders by identity: a dict mutated in place after connecting goes unnoticed)."""
-    cache: dict[bytes, Any] | None = conn.__dict__.get("_mp_columns")
-    if cache is not None:
-        encoding, use_unicode, decoders = cache[b""]
-        if (
-            decoders is conn.decoders
-            and encoding == conn.encoding
-            and use_unicode == conn.use_unicode
-        ):
-            return cache
-    cache = conn.__dict__["_mp_columns"] = {b"": (conn.encoding, conn.use_unicode, conn.decoders)}
-    return cache
-
-
-def _columns_entry(result: Any) -> tuple[Any, ...]:
-    """What ``_fast_result`` reuses from PyMySQL's reading of a set of column definitions."""
-    names: list[str] = []
-    for f in result.fields:  # DictCursorMixin._do_get_result's naming
-        name = f.name
-        if name in names:
-            name = f.table_name + "." + name
-        names.append(name)
-    return (tuple(result.fields), result.description, tuple(result.converters), names)
-
-
-def _fast_result(conn: Connection, data: bytes, cache: dict[bytes, Any], dicts: bool) -> Any:
-    """The rows of a single result set whose column definitions are cached, with the state
-    PyMySQL would leave; else the cache key to fill after PyMySQL's parse (``b""``: not a
-    candidate). Nothing is changed unless the whole response reads as expected."""
-    n = len(data)
-    seq = conn._next_seq_id
-    if n < 5:
-        return b""
-    length = data[0] | data[1] << 8 | data[2] << 16
-    first = data[4]
-    if data[3] != seq or length == 0 or first in (0x00, 0xFF, 0xFB, 0xFE) or length >= 9:
-        return b""
-    cols = _lenenc(data, 4)  # type: ignore[arg-type]
-    pos = 4 + length
-    seq = (seq + 1) & 0xFF
-    start = pos
-    for _ in range(cols + 1):  # the definitions, then their EOF
-        if pos + 4 > n:
-            return b""
-        length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-        if data[pos + 3] != seq or length >= _MAX_PACKET:
-            return b""
-        seq = (seq + 1) & 0xFF
-        pos += 4 + length
-    eof = pos - length - 4
-    if pos > n or length == 0 or length >= 9 or data[eof + 4] != 0xFE:
-        return b""
-    key = data[start:eof]
-    entry = cache.get(key)
-    if entry is None:
-        return key
-    fields, description, converters, names = entry
-    found: list[tuple[Any, ...]] = []
-    append = found.append
-    while True:
-        if pos + 4 > n:
-            return key
-        length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-        if data[pos + 3] != seq or length >= _MAX_PACKET:
-            return key
-        seq = (seq + 1) & 0xFF
-        p = pos + 4
-        pos = end = p + length
-        if pos > n:
-            return key
-        if length and data[p] == 0xFE and length < 9:
-            break  # EOF
-        if length and data[p] == 0xFF:
-            return key  # an error in the middle of the rows: PyMySQL raises it
-        row: list[Any] = []
-        for encoding, converter in converters:
-            if p >= end:
-                break  # fewer fields than columns: PyMySQL stops there too
-            c = data[p]
-            if c < 0xFB:
-                p += 1
-                size = c
-            elif c == 0xFB or c == 0xFF:
-                p += 1
-                row.append(None)
-                continue
-            elif c == 0xFC:
-                size = data[p + 1] | data[p + 2] << 8 if p + 3 <= end else -1
-                p += 3
-            elif c == 0xFD:
-                size = int.from_bytes(data[p + 1 : p + 4], "little") if p + 4 <= end else -1
-                p += 4
-            else:
-                size = int.from_bytes(data[p + 1 : p + 9], "little") if p + 9 <= end else -1
-                p += 9
-            if size < 0 or p + size > end:
-                return key
-            value: Any = data[p : p + size]
-            p += size
-            if encoding is not None:
-                value = value.decode(encoding)
-            if converter is not None:
-                value = converter(value)
-            row.append(value)
-        append(tuple(row))
-    if pos != n or length < 5:
-        return key
-    warning_count, status = _EOF_TAIL.unpack_from(data, pos - length + 1)
-    if status & _MORE_RESULTS:
-        return b""
-    note_status(conn, status)  # the EOF's flags: "in transaction", "session changed"
-    result = _MySQLResult(None)
-    result.field_count = cols
-    result.fields = list(fields)
-    result.converters = list(converters)
-    result.description = description
-    result.warning_count = warning_count
-    result.server_status = status
-    result.has_next = 0
-    result.affected_rows = len(found)
-    result.rows = rows = tuple(found)
-    conn._next_seq_id = seq
-    conn._result = result
-    conn._affected_rows = len(found)
-    if dicts and rows:
-        return [dict(zip(names, r)) for r in rows]
-    return rows
-
-
-_EOF_TAIL = struct.Struct("<hh")
 
 
 async def _query(conn: Connection, cur: Any, sql: Any) -> None:
@@ -590,6 +447,10 @@ class _Reader:
         pos = self.pos
         state = self.state
         while pos + 4 <= n:
+            if state == _ROWS and not self.cont:  # issue 17: ordinary rows skipped in one call
+                pos = _rows.skip_rows(buf, pos, n)
+                if pos + 4 > n:
+                    break
             length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
             end = pos + 4 + length
             if end > n:

@@ -33,11 +33,10 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import pymysql
 import pymysql.cursors
-from pymysql.connections import MySQLResult
 from pymysql.constants import CLIENT, COMMAND
 from pymysql.err import InterfaceError, MySQLError
-from pymysql.protocol import EOFPacketWrapper
 
+from ._fastresult import read_result_sync
 from ._protocol import (
     LOST_CONNECTION_CODES,
     SESSION_CHANGED,
@@ -48,7 +47,6 @@ from ._protocol import (
     block_end_action,
     closed_error,
     note_command,
-    note_status,
     reset_session,
     run_query,
 )
@@ -79,23 +77,6 @@ class LeaseOwner(Protocol):
     def end_block(self, lease: Connection, exc: BaseException | None) -> None: ...
 
     def lost_lease(self) -> None: ...
-
-
-class _TrackedResult(MySQLResult):
-    """PyMySQL's result reader, keeping the status flags of the EOF packet that ends rows."""
-
-    def _check_packet_is_eof(self, packet: Any) -> bool:
-        if not packet.is_eof_packet():
-            return False
-        wp = EOFPacketWrapper(packet)
-        self.warning_count = wp.warning_count
-        self.has_next = wp.has_next
-        status = wp.server_status
-        self.server_status = status
-        conn = self.connection
-        if conn is not None:  # an unbuffered result ends after _read_query_result returned
-            note_status(conn, status)
-        return True
 
 
 class Connection(StatementMethods, pymysql.connections.Connection):
@@ -170,25 +151,12 @@ class Connection(StatementMethods, pymysql.connections.Connection):
             _fail(self, exc)
 
     def _read_query_result(self, unbuffered: bool = False) -> int:
-        self._result = None
-        result = _TrackedResult(self)
         try:
-            if unbuffered:
-                try:
-                    result.init_unbuffered_query()
-                except BaseException:
-                    result.unbuffered_active = False
-                    result.connection = None
-                    raise
-            else:
-                result.read()
+            # Rows decoded by _rows (compiled when built); PyMySQL reads everything else. Either
+            # way the flags of the packet that ends the statement are kept (server_status).
+            return read_result_sync(self, unbuffered)
         except MySQLError as exc:
             _fail(self, exc)
-        self._result = result
-        status = result.server_status
-        if status is not None:
-            note_status(self, status)
-        return result.affected_rows
 
     def _read_ok_packet(self) -> Any:
         try:

@@ -92,3 +92,7 @@ def restore_pymysql_modules() -> None:
         original = sys.modules.get(f"pymysql.{name}")
         if original is not None and getattr(package, name, None) is not original:
             setattr(package, name, original)
+
+
+# At import, before any other module of the package reads PyMySQL's submodules by attribute.
+restore_pymysql_modules()

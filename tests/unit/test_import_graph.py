@@ -90,7 +90,10 @@ def test_no_private_name_crosses_a_module_boundary() -> None:
         here = module_name(path)
         for target, names in imports(path):
             for n in names:
-                private = n.startswith("_") and not n.startswith("__")
+                module = (PACKAGE / Path(*target.split(".")) / f"{n}.py").exists() or (
+                    target == "__init__" and (PACKAGE / f"{n}.py").exists()
+                )
+                private = n.startswith("_") and not n.startswith("__") and not module
                 if private and (here, target.split(".")[-1], n) not in ALLOWED_PRIVATE:
                     offenders.append(f"{here}: from {target} import {n}")
     assert offenders == []

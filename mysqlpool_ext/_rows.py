@@ -1,0 +1,333 @@
+"""Decode the rows of a text-protocol result set straight from a buffer of packets.
+
+Why: reading 100 rows x 4 columns, PyMySQL spends ~90 % of the client CPU in its per-row work -- a
+``MysqlPacket`` object and two ``read`` calls per packet, a method call per length-coded field,
+and a regular expression per DATETIME -- so the async face lost to asyncmy by 5x as soon as rows
+had to be decoded. Here the rows of a whole buffer are decoded in one loop with a per-column plan
+made once per set of column definitions.
+
+Identity with PyMySQL is the rule, not a goal:
+
+- the plan is made *from* what PyMySQL's own ``MySQLResult._get_descriptions`` decided for each
+  column (its ``(encoding, converter)`` pairs, i.e. the connection's ``decoders``, ``encoding``
+  and ``use_unicode``), never re-derived;
+- a converter is only ever replaced by a faster equivalent where the two provably agree (an
+  ``int``/``float``/``Decimal`` of an ASCII string; a DATETIME/DATE in the exact shape MySQL
+  prints); any other value -- zero dates, odd fractions, anything the fast path does not
+  recognise -- goes to PyMySQL's converter itself, so odd values come out exactly as PyMySQL's;
+- anything unusual in the packets (an ERR packet, a sequence number out of step, a packet of
+  16 MiB or more, a malformed length) stops the decoder *before* that packet: the caller then lets
+  PyMySQL read the response itself, errors included.
+
+The compiled accelerator (``_rows_c``, Cython, optional) implements :func:`decode_rows` with the
+same signature and the same stops; :func:`set_accelerated` and ``MYSQLPOOL_NO_ACCEL=1`` choose.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pymysql import converters as _conv
+
+__all__ = [
+    "EOF",
+    "MORE",
+    "OTHER",
+    "Plan",
+    "accelerated",
+    "decode_rows",
+    "has_accelerator",
+    "make_dicts",
+    "set_accelerated",
+    "skip_rows",
+]
+
+#: Why :func:`decode_rows` stopped. ``MORE``: the packet at ``pos`` is not complete in the
+#: buffer. ``EOF``: an EOF packet starts at ``pos`` (not consumed). ``OTHER``: the packet at
+#: ``pos`` (or a field in it) is something only PyMySQL should read.
+MORE, EOF, OTHER = 0, 1, 2
+
+MAX_PACKET = 0xFFFFFF
+
+# Column kinds: how a field's bytes become a value (the same numbers in _rows_c.pyx).
+K_RAW = 0  # no encoding, no converter: the bytes
+K_STR = 1  # decoded, no converter
+K_INT = 2  # ascii + int
+K_FLOAT = 3  # ascii + float
+K_DECIMAL = 4  # ascii + Decimal
+K_DATETIME = 5  # ascii + pymysql.converters.convert_datetime
+K_DATE = 6  # ascii + pymysql.converters.convert_date
+K_TIMEDELTA = 7  # ascii + pymysql.converters.convert_timedelta
+K_CALL = 8  # anything else: decode if an encoding is set, then call the converter
+
+_Decimal = decimal.Decimal
+_datetime_fromiso = datetime.datetime.fromisoformat
+_date_fromiso = datetime.date.fromisoformat
+_convert_datetime = _conv.convert_datetime
+_convert_date = _conv.convert_date
+_convert_timedelta = _conv.convert_timedelta
+
+
+def _kind(encoding: str | None, converter: Any) -> int:
+    if converter is None:
+        return K_RAW if encoding is None else K_STR
+    if encoding == "ascii":
+        if converter is int:
+            return K_INT
+        if converter is float:
+            return K_FLOAT
+        if converter is _Decimal:
+            return K_DECIMAL
+        if converter is _convert_datetime:
+            return K_DATETIME
+        if converter is _convert_date:
+            return K_DATE
+        if converter is _convert_timedelta:
+            return K_TIMEDELTA
+    return K_CALL
+
+
+def _fast_datetime(s: str) -> Any:
+    """``convert_datetime`` for the shapes MySQL prints (``YYYY-MM-DD HH:MM:SS[.fff[fff]]``).
+
+    ``fromisoformat`` is C and agrees with PyMySQL's regex on those shapes when it accepts the
+    string (both read the same digits); everything else, and every string it refuses (zero
+    dates, invalid days), goes to PyMySQL's converter.
+    """
+    n = len(s)
+    if (n == 19 or n == 26 or n == 23) and s[10] == " " and s[4] == "-" and s[13] == ":":
+        try:
+            value = _datetime_fromiso(s)
+        except ValueError:
+            return _convert_datetime(s)
+        if value.tzinfo is None:
+            return value
+    return _convert_datetime(s)
+
+
+def _fast_date(s: str) -> Any:
+    """``convert_date`` for ``YYYY-MM-DD`` (see :func:`_fast_datetime` for why it agrees)."""
+    if len(s) == 10 and s[4] == "-" and s[7] == "-":
+        try:
+            return _date_fromiso(s)
+        except ValueError:
+            pass
+    return _convert_date(s)
+
+
+#: What the pure decoder calls per kind (``None``: no call).
+_PURE_CONVERTERS: dict[int, Callable[[str], Any]] = {
+    K_INT: int,
+    K_FLOAT: float,
+    K_DECIMAL: _Decimal,
+    K_DATETIME: _fast_datetime,
+    K_DATE: _fast_date,
+    K_TIMEDELTA: _convert_timedelta,
+}
+
+
+class Plan:
+    """What a set of column definitions decodes to, made once from PyMySQL's reading of them.
+
+    ``fields``, ``description`` and ``converters`` are PyMySQL's own objects (a result gets fresh
+    lists of them); ``cols`` is the pure decoder's per-column ``(encoding, function)`` and
+    ``kinds``/``c_encodings``/``functions`` the accelerator's; ``names`` are DictCursor's keys.
+    ``decoders`` remembers which converter the connection's ``decoders`` gave each column type,
+    so a dict changed in place after the plan was made is noticed (:meth:`still_valid`).
+    """
+
+    __slots__ = (
+        "_converters",
+        "c_encodings",
+        "cols",
+        "decoders",
+        "description",
+        "encodings",
+        "fields",
+        "functions",
+        "kinds",
+        "names",
+        "ncols",
+        "type_codes",
+    )
+
+    def __init__(
+        self,
+        fields: Sequence[Any],
+        description: tuple[Any, ...],
+        converters: Sequence[tuple[str | None, Any]],
+        decoders: dict[int, Any],
+    ) -> None:
+        self.fields = tuple(fields)
+        self.description = description
+        self.ncols = len(self.fields)
+        self.type_codes = tuple(f.type_code for f in self.fields)
+        self.decoders = tuple(decoders.get(t) for t in self.type_codes)
+        kinds = []
+        encodings = []
+        functions = []
+        cols: list[tuple[str | None, Any]] = []
+        for encoding, converter in converters:
+            kind = _kind(encoding, converter)
+            kinds.append(kind)
+            encodings.append(encoding)
+            functions.append(converter)
+            if kind in (K_INT, K_FLOAT):
+                # int()/float() read ASCII bytes as they read the decoded str; bytes they
+                # refuse raise (ValueError, not PyMySQL's UnicodeDecodeError), and any raise
+                # hands the response to PyMySQL, which raises its own.
+                cols.append((None, converter))
+            else:
+                cols.append((encoding, _PURE_CONVERTERS.get(kind, converter)))
+        self.kinds = tuple(kinds)
+        self.encodings = tuple(encodings)
+        self._converters = list(zip(encodings, functions))
+        self.c_encodings = tuple(None if e is None else e.encode("ascii") for e in encodings)
+        self.functions = tuple(functions)
+        self.cols = tuple(cols)
+        names: list[str] = []
+        for f in self.fields:  # DictCursorMixin._do_get_result's naming
+            name = f.name
+            if name in names:
+                name = f.table_name + "." + name
+            names.append(name)
+        self.names = tuple(names)
+
+    @property
+    def converters(self) -> list[tuple[str | None, Any]]:
+        """A fresh list of PyMySQL's ``(encoding, converter)`` pairs, as each result has."""
+        return self._converters[:]
+
+    def still_valid(self, decoders: dict[int, Any]) -> bool:
+        get = decoders.get
+        for t, c in zip(self.type_codes, self.decoders):  # noqa: SIM110 - no generator: hot path
+            if get(t) is not c:
+                return False
+        return True
+
+
+def py_decode_rows(
+    buf: bytes, pos: int, end: int, seq: int, plan: Plan, out: list[tuple[Any, ...]]
+) -> tuple[int, int, int]:
+    """Decode the row packets of ``buf[pos:end]`` into ``out``; return ``(pos, seq, stop)``.
+
+    ``buf`` must be ``bytes`` (a slice of a ``bytearray`` would give ``bytearray`` values).
+
+    ``seq`` is the sequence number the next packet must carry; the returned ``pos`` and ``seq``
+    are those of the packet the decoder stopped at (see ``MORE`` / ``EOF`` / ``OTHER``). Each row
+    is exactly what ``MySQLResult._read_row_from_packet`` makes of its packet.
+    """
+    cols = plan.cols
+    append = out.append
+    while True:
+        if pos + 4 > end:
+            return pos, seq, MORE
+        length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+        p = pos + 4
+        stop = p + length
+        if stop > end:
+            return pos, seq, MORE
+        if buf[pos + 3] != seq or length >= MAX_PACKET or length == 0:
+            return pos, seq, OTHER
+        first = buf[p]
+        if first == 0xFE and length < 9:
+            return pos, seq, EOF
+        if first == 0xFF:
+            return pos, seq, OTHER
+        row: list[Any] = []
+        for encoding, fn in cols:
+            if p >= stop:
+                break  # fewer fields than columns: PyMySQL stops there too
+            c = buf[p]
+            if c < 0xFB:
+                p += 1
+                size = c
+            elif c == 0xFB:
+                p += 1
+                row.append(None)
+                continue
+            elif c == 0xFC and p + 3 <= stop:
+                size = buf[p + 1] | buf[p + 2] << 8
+                p += 3
+            elif c == 0xFD and p + 4 <= stop:
+                size = buf[p + 1] | buf[p + 2] << 8 | buf[p + 3] << 16
+                p += 4
+            elif c == 0xFE and p + 9 <= stop:
+                size = int.from_bytes(buf[p + 1 : p + 9], "little")
+                p += 9
+            else:  # 0xFF, or a length cut short: PyMySQL's to read (and to complain about)
+                return pos, seq, OTHER
+            if p + size > stop:
+                return pos, seq, OTHER
+            value: Any = buf[p : p + size]
+            p += size
+            if encoding is not None:
+                value = value.decode(encoding)
+            if fn is not None:
+                value = fn(value)
+            row.append(value)
+        append(tuple(row))
+        pos = stop
+        seq = (seq + 1) & 0xFF
+
+
+def py_skip_rows(buf: bytes | bytearray, pos: int, end: int) -> int:
+    """The position of the first packet from ``pos`` that is not a complete, ordinary row packet
+    (incomplete, 16 MiB or more, EOF or ERR): what the async face's response scanner would
+    otherwise find one packet at a time. The pure version leaves the walk to the scanner."""
+    return pos
+
+
+def py_make_dicts(rows: Sequence[tuple[Any, ...]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """DictCursor's rows (``dict(zip(names, row))``) for a list of tuples."""
+    return [dict(zip(names, r)) for r in rows]
+
+
+_rows_c: Any
+try:  # the optional compiled accelerator (scripts/dev builds it in place)
+    _rows_c = importlib.import_module(__name__ + "_c")
+except ImportError:  # no compiler, or not built: the pure path does everything
+    _rows_c = None
+
+_accelerated = _rows_c is not None and os.environ.get("MYSQLPOOL_NO_ACCEL", "") in ("", "0")
+decode_rows: Callable[..., tuple[int, int, int]] = (
+    _rows_c.decode_rows if _accelerated else py_decode_rows
+)
+make_dicts: Callable[..., list[dict[str, Any]]] = (
+    _rows_c.make_dicts if _accelerated else py_make_dicts
+)
+skip_rows: Callable[[Any, int, int], int] = _rows_c.skip_rows if _accelerated else py_skip_rows
+
+
+def has_accelerator() -> bool:
+    """True when the compiled decoder is built and importable (whether or not it is used)."""
+    return _rows_c is not None
+
+
+def accelerated() -> bool:
+    """True when the compiled decoder is the one in use."""
+    return _accelerated
+
+
+def set_accelerated(on: bool) -> bool:
+    """Use the compiled decoder (when built) or the pure one; returns what is in use now.
+
+    For the benchmarks and the tests, which compare both in one process; applications choose
+    with ``MYSQLPOOL_NO_ACCEL=1`` at start-up.
+    """
+    global _accelerated, decode_rows, make_dicts, skip_rows
+    _accelerated = bool(on) and _rows_c is not None
+    if _accelerated:
+        decode_rows = _rows_c.decode_rows
+        make_dicts = _rows_c.make_dicts
+        skip_rows = _rows_c.skip_rows
+    else:
+        decode_rows = py_decode_rows
+        make_dicts = py_make_dicts
+        skip_rows = py_skip_rows
+    return _accelerated
