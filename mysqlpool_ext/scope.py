@@ -266,6 +266,14 @@ class _CurrentPool(StatementMethods):
             return pool.transaction(timeout)
         return _pinned(scope.connection_for(pool), begin=True)
 
+    def aconnection(self, timeout: float | None = None) -> Any:
+        """The async twin of :meth:`connection`: inside a request, the request's connection."""
+        pool = self._get_current_object()
+        scope = _scope_var.get()
+        if scope is None:
+            return pool.aconnection(timeout)
+        return _apinned(scope, pool, False)
+
     def atransaction(self, timeout: float | None = None) -> Any:
         pool = self._get_current_object()
         scope = _scope_var.get()

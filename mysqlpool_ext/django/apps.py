@@ -17,7 +17,7 @@ class MySQLPoolConfig(AppConfig):
 
         from ..scope import register_resolver
         from . import checks  # noqa: F401 - registers the system checks
-        from .pools import _on_setting_changed, pools
+        from .pools import on_setting_changed, pools
 
         register_resolver(pools.resolve, fallback=True)
-        setting_changed.connect(_on_setting_changed, dispatch_uid="mysqlpool_ext.setting_changed")
+        setting_changed.connect(on_setting_changed, dispatch_uid="mysqlpool_ext.setting_changed")

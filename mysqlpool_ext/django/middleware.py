@@ -125,10 +125,10 @@ def _share_orm_connections(scope: OrmScope) -> None:
     for wrapper in connections.all(initialized_only=True):
         if not isinstance(wrapper, backend.DatabaseWrapper) or wrapper.connection is None:
             continue
-        pool = wrapper._conn_pool
+        pool = wrapper.borrowed_from
         if (
             pool is not None
-            and wrapper._conn_scope is None
+            and not wrapper.owned_by_scope
             and adopt_connection(scope, pool, wrapper.connection)
         ):
             scope.shared.append(pool)

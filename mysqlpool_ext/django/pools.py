@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 from ..errors import ConfigError
 from ..pool import ConnectionPool
 from .conf import PoolSpec, SettingError, read_config
+from .engine_pools import ENGINE_POOLS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -99,11 +99,9 @@ class PoolHandler:
         pool = self._pools.get(alias)
         if pool is not None and not pool.closed:
             return pool
-        backend = sys.modules.get("mysqlpool_ext.django.backend.base")
-        if backend is not None:
-            built: list[ConnectionPool] = backend.engine_pools(alias)
-            if built:
-                return built[-1]  # the newest: the one for the alias's current settings
+        built = ENGINE_POOLS.all(alias)
+        if built:
+            return built[-1]  # the newest: the one for the alias's current settings
         return None
 
     def __iter__(self) -> Iterator[str]:
@@ -114,10 +112,7 @@ class PoolHandler:
         built so far, without building any."""
         if initialized_only:
             built = [p for p in list(self._pools.values()) if not p.closed]
-            if "mysqlpool_ext.django.backend.base" in sys.modules:
-                from .backend.base import engine_pools
-
-                built += engine_pools()
+            built += ENGINE_POOLS.all()
             return built
         return [self[alias] for alias in self.aliases()]
 
@@ -128,10 +123,8 @@ class PoolHandler:
             built = list(self._pools.values())
             self._pools.clear()
             self._config = None
-        if engine and "mysqlpool_ext.django.backend.base" in sys.modules:
-            from .backend.base import close_all_pools
-
-            close_all_pools(timeout)
+        if engine:
+            ENGINE_POOLS.close(None, timeout)
         for pool in built:
             try:
                 pool.close(timeout)
@@ -165,7 +158,7 @@ def _engine_pool(alias: str) -> ConnectionPool:
     from django.db import connections
 
     wrapper = connections[alias]
-    pool = wrapper._conn_pool if wrapper.connection is not None else None
+    pool = wrapper.borrowed_from if wrapper.connection is not None else None
     if pool is None or pool.closed:
         pool = wrapper.pool
     if pool is None:
@@ -187,7 +180,7 @@ def close_pools(timeout: float = 0.0) -> None:
     pools.close_all(timeout)
 
 
-def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in ("MYSQLPOOL", "DATABASES"):
         pools.reset()
 

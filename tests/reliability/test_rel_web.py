@@ -235,3 +235,19 @@ async def test_connection_block_commits_in_and_out_of_a_request(
     finally:
         mysqlpool_ext.set_default_pool(None)
     assert (at_block_end, at_request_end) == (["kept"], ["kept"])
+
+
+async def test_current_pool_aconnection_uses_the_request_connection(make_pool: MakePool) -> None:
+    """Inside a request, ``current_pool.aconnection()`` is the request's pinned connection, as
+    ``connection()`` is for the blocking face (it used to borrow a second one)."""
+    pool = make_pool(size=2, max_size=2)
+    mysqlpool_ext.set_default_pool(pool)
+    try:
+        with request_scope():
+            (pinned,) = await current_pool.aexecute_query("SELECT CONNECTION_ID()", return_one=True)
+            async with current_pool.aconnection() as conn:
+                (inside,) = await conn.aexecute_query("SELECT CONNECTION_ID()", return_one=True)
+                assert pool.stats()["in_use"] == 1
+            assert inside == pinned
+    finally:
+        mysqlpool_ext.set_default_pool(None)

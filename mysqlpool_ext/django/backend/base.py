@@ -23,8 +23,6 @@ closes it. What differs, and why:
 from __future__ import annotations
 
 import copy
-import os
-import threading
 from typing import Any
 
 import pymysql
@@ -41,6 +39,7 @@ from ...errors import ConfigError
 from ...pool import ConnectionPool
 from ...scope import RequestScope, current_scope, detach_connection
 from ..conf import engine_pool_options
+from ..engine_pools import ENGINE_POOLS
 from ..middleware import OrmScope
 from ._driver import load_django_mysql_base
 from .features import DatabaseFeatures
@@ -60,35 +59,16 @@ django_conversions = {
     FIELD_TYPE.TIME: backend_utils.typecast_time,
 }
 
+
 # alias -> [(the pool's keyword arguments, the pool)], newest last.
-_pools: dict[str, list[tuple[dict[str, Any], ConnectionPool]]] = {}
-_pools_lock = threading.Lock()
-
-
-def _reset_lock_in_child() -> None:
-    # A thread of the parent may have held it at fork time (gunicorn --preload); the pools
-    # themselves start afresh in the child (the core's fork handling).
-    global _pools_lock
-    _pools_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_lock_in_child)
-
-
 def engine_pools(alias: str | None = None) -> list[ConnectionPool]:
     """The open pools this backend built (for ``alias``, or all), newest last."""
-    with _pools_lock:
-        entries = [e for a, es in _pools.items() if alias in (None, a) for e in es]
-    return [pool for _, pool in entries if not pool.closed]
+    return ENGINE_POOLS.all(alias)
 
 
 def close_all_pools(timeout: float = 0.0) -> None:
     """Close every pool of the backend (settings changed; at exit; before forking on purpose)."""
-    with _pools_lock:
-        entries = [e for es in _pools.values() for e in es]
-        _pools.clear()
-    for _, pool in entries:
-        pool.close(timeout)
+    ENGINE_POOLS.close(None, timeout)
 
 
 class CursorWrapper(_MySQLCursorWrapper):
@@ -126,6 +106,17 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         self._pool_cache: tuple[dict[str, Any], Any, ConnectionPool | None] | None = None
 
     # -- the pool ------------------------------------------------------------------------------
+
+    @property
+    def borrowed_from(self) -> ConnectionPool | None:
+        """The pool the current connection came from (None: no connection, or not pooled)."""
+        return self._conn_pool
+
+    @property
+    def owned_by_scope(self) -> bool:
+        """Whether a request scope owns the current connection (the ORM only uses it)."""
+        return self._conn_scope is not None
+
     def get_connection_params(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = super().get_connection_params()
         kwargs.pop("pool", None)
@@ -186,14 +177,8 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         if options is None:
             return None
         kwargs = self._pool_kwargs(conn_params, options)
-        for key, pool in reversed(_pools.get(self.alias, ())):
-            if key == kwargs and not pool.closed:
-                return pool
-        with _pools_lock:
-            entries = _pools.setdefault(self.alias, [])
-            for key, pool in reversed(entries):
-                if key == kwargs and not pool.closed:
-                    return pool
+
+        def build() -> ConnectionPool:
             max_age = self.settings_dict.get("CONN_MAX_AGE", 0)
             if max_age != 0:
                 # Checked when the pool is built, as Django's PostgreSQL pool does (and by
@@ -204,32 +189,18 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
                     "back when it is done with it"
                 )
             try:
-                pool = ConnectionPool(**kwargs)
+                return ConnectionPool(**kwargs)
             except ConfigError as exc:
                 where = f"DATABASES[{self.alias!r}]"
                 if exc.option in options:
                     where += f"['OPTIONS']['pool'][{exc.option!r}]"
                 raise ImproperlyConfigured(f"{where}: {exc}") from None
-            # Pools for parameters nobody uses any more (the database before the test
-            # database replaced it) are closed once nothing is lent from them.
-            keep = []
-            for key, old in entries:
-                if old.closed:
-                    continue
-                if old.stats()["in_use"] == 0:
-                    old.close()
-                else:
-                    keep.append((key, old))
-            keep.append((kwargs, pool))
-            _pools[self.alias] = keep
-        return pool
+
+        return ENGINE_POOLS.find_or_build(self.alias, kwargs, build)
 
     def close_pool(self) -> None:
         """Close this alias's pools (Django's PostgreSQL backend has the same method)."""
-        with _pools_lock:
-            entries = _pools.pop(self.alias, [])
-        for _, pool in entries:
-            pool.close()
+        ENGINE_POOLS.close(self.alias)
 
     # -- connections ---------------------------------------------------------------------------
     @async_unsafe
