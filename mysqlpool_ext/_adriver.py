@@ -196,16 +196,19 @@ async def _open(core: PoolCore, timeout: float) -> Slot:
     try:
         raw = await asyncio.shield(fut)
     except asyncio.CancelledError:
-        # The procedure gives the permit back; a connection that still opens is closed.
-        fut.add_done_callback(_close_opened(core))
+        # The procedure gives the permit back; a connection that still opens joins the pool
+        # (or is closed if the capacity went to someone else meanwhile).
+        fut.add_done_callback(_take_in_opened(core))
         raise
     return core.adopt(raw)
 
 
-def _close_opened(core: PoolCore) -> Any:
+def _take_in_opened(core: PoolCore) -> Any:
     def done(fut: asyncio.Future[Connection]) -> None:
         if not fut.cancelled() and fut.exception() is None:
-            core.connector.close(fut.result())
+            raw = fut.result()
+            if not core.take_in(raw):
+                core.connector.close(raw)
 
     return done
 

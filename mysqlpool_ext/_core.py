@@ -829,6 +829,16 @@ class PoolCore:
             self.counters["connections_num"] += 1
         return slot
 
+    def take_in(self, raw: Connection) -> bool:
+        """A connection opened for a borrower that went away meanwhile: keep it if there is room
+        (the borrower's permit was already given back), else the caller closes it."""
+        with self.lock:
+            if self.closed or self.nconns >= self.max_size:
+                return False
+            self.nconns += 1
+        self.put_idle(self.adopt(raw))
+        return True
+
     def refill_failed(self, exc: BaseException) -> None:
         with self.lock:
             self.nconns -= 1

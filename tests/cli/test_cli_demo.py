@@ -108,9 +108,10 @@ def test_demo_end_to_end_matches_the_servers_counters(private_tmp: Path, app: st
     if app != "django":  # the demo waits for the pools to fill before sending traffic
         assert pool["server_connections"] == 0
     # One SELECT per request, as the server counted it (its Questions, minus our own SHOWs),
-    # plus at most a set-up statement or two for each connection opened during the traffic.
+    # plus the set-up statements of each connection opened during the traffic: PyMySQL's SET
+    # NAMES and autocommit, the pool's session tracking, an init_command (Django's isolation).
     extra = pool["server_questions"] - pool["requests_ok"]
-    assert 0 <= extra <= 2 * pool["server_connections"], pool
+    assert 0 <= extra <= 4 * pool["server_connections"], pool
     assert naive["server_connections"] >= naive["requests_ok"] > 0
     assert pool["requests_per_second"] > naive["requests_per_second"]
     assert summary["speedup"] > 1

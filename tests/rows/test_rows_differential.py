@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymysql.constants import FIELD_TYPE, SERVER_STATUS
 
-from mysqlpool_ext import Connection, ConnectionPool, _aio, _fastresult, _rows
+from mysqlpool_ext import Connection, ConnectionPool, _fastresult, _rows, _wire_async
 
 DECODERS = [
     pytest.param(False, id="pure"),
@@ -328,7 +328,7 @@ def _compare_async(
         pool = ConnectionPool(size=1, max_size=1, **kwargs)
         try:
             for _ in range(2):
-                with _count(_aio, "_parse") as slow:
+                with _count(_wire_async, "_parse") as slow:
                     got = await pool.aexecute_query(query, dictcursor=dicts)
                 assert _shape(got) == _shape(expected)
                 if fast:

@@ -29,7 +29,7 @@ SCHEMA = (
 
 
 def create_schema() -> None:
-    """Create the tables and seed one user and two products if the shop is empty."""
+    """Create the tables; seed one user and two products where there are none."""
     with current_pool.connection() as conn:
         for statement in SCHEMA:
             conn.execute_query(statement)
@@ -37,6 +37,7 @@ def create_schema() -> None:
             conn.execute_query(
                 "INSERT INTO shop_users (name, email) VALUES (%s, %s)", ("Ada", "ada@example.com")
             )
+        if not conn.execute_query("SELECT 1 FROM shop_products LIMIT 1"):
             conn.execute_query(
                 "INSERT INTO shop_products (name, price_cents, stock) VALUES (%s, %s, %s)",
                 [("teapot", 2500, 100), ("kettle", 4000, 50)],
