@@ -618,8 +618,9 @@ class _Load:
             thread = threading.Thread(
                 target=self._client, args=(i, deadline, samples), daemon=True, name=f"client-{i}"
             )
-            self._threads.append(thread)
             thread.start()
+            # Only started threads: a Ctrl-C inside start() leaves none join() cannot wait on.
+            self._threads.append(thread)
 
     def _client(self, seed: int, deadline: float, samples: list[float]) -> None:
         rng = random.Random(seed)
