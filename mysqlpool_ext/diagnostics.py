@@ -30,13 +30,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from .config import PoolOptions, build_options, parse_url, redact_url
 from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from .pool import ConnectionPool
+from .pool import ConnectionPool
+from .topology import describe as describe_topology
 
 __all__ = [
     "EXIT_AUTH",
@@ -245,6 +244,9 @@ class PoolCheck:
     facts: ServerFacts | None = None
     error: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    #: A pool on a host list: each server as the pool sees it (``topology.describe``).
+    topology: list[dict[str, Any]] = field(default_factory=list)
+    target: str | None = None
 
 
 def pool_findings(plan: PoolPlan, facts: ServerFacts) -> list[Finding]:
@@ -431,6 +433,7 @@ class CheckReport:
                 out.append(_finding_line(Finding("FAIL", error)))
                 continue
             out.extend(_finding_line(f) for f in check.findings)
+            out.extend(_topology_lines(check))
         for room in self.headrooms:
             out.append(f"headroom on server {room.server}")
             out.append(_finding_line(room.finding()))
@@ -470,6 +473,7 @@ class CheckReport:
                     "error": c.error,
                     "facts": asdict(c.facts) if c.facts is not None else None,
                     "findings": [asdict(f) for f in c.findings],
+                    "topology": c.topology,
                 }
                 for c in self.checks
             ],
@@ -490,6 +494,21 @@ class CheckReport:
             "result": self.summary(strict),
             "exit_code": self.exit_code(strict),
         }
+
+
+def _topology_lines(check: PoolCheck) -> list[str]:
+    """One line per server of a host list: its role, whether the pool's target takes it, the
+    pool's connections to it, and why it is skipped if it is."""
+    if not check.topology:
+        return []
+    out = [f"topology  target={check.target}, {len(check.topology)} hosts"]
+    for host in check.topology:
+        mark = "<- target" if host["serves_target"] else ""
+        line = f"  {host['address']:<22} {host['role']:<8} {mark:<9} {host['connections']} conn"
+        if host["denied_until"]:
+            line += f"  skipped: {host['last_error'] or 'no answer'}"
+        out.append(line)
+    return out
 
 
 def _finding_line(finding: Finding) -> str:
@@ -520,9 +539,14 @@ def check_url(url: str, processes: int = 1, preload: bool = False) -> CheckRepor
     import pymysql
 
     try:
-        opts = build_options(parse_url(url))
+        params = parse_url(url)
+        opts = build_options(params)
     except ConfigError as exc:
         raise DiagnosticError(str(exc), EXIT_USAGE) from None
+    if opts.hosts:
+        # Several servers: check through a pool, which finds each one's role.
+        with ConnectionPool(**{**params, "size": 0, "lazy": True, "name": "check"}) as pool:
+            return check_pools({"url": pool}, 5.0, processes, preload)
     kwargs = dict(opts.connect_kwargs)
     kwargs.setdefault("connect_timeout", 5)
     password = kwargs.get("password")
@@ -572,6 +596,12 @@ def check_pools(
             checks.append(PoolCheck(PoolPlan.unbuilt(label), error=f"misconfigured: {pool}"))
             continue
         check = PoolCheck(PoolPlan.from_pool(label, pool))
+        if pool.topology is not None:
+            check.target = pool.options.target
+            try:
+                check.topology = describe_topology(pool, check=True)
+            except Exception as exc:  # noqa: BLE001 - the borrow below reports what matters
+                check.error = " ".join(str(exc).split()) or type(exc).__name__
         began = time.perf_counter()
         try:
             with pool.connection(timeout=timeout) as conn:

@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
 from .pool import ConnectionPool
+from .topology import describe as describe_topology
 
 __all__ = ["COUNTER_KEYS", "PoolCollector", "register"]
 
@@ -90,6 +91,35 @@ class PoolCollector(Collector):
                     families[key] = family
                 family.add_metric([pool.name], number)
         yield from families.values()
+        yield from self._host_metrics()
+
+    def _host_metrics(self) -> Iterator[Metric]:
+        """Pools on a host list: each server's connections, whether it is up and when its role
+        was last checked, labelled with its role as the pool sees it."""
+        labels = ["pool", "host", "role"]
+        conns = GaugeMetricFamily(
+            f"{self.prefix}_host_connections",
+            "Connections this pool holds to the host",
+            labels=labels,
+        )
+        up = GaugeMetricFamily(
+            f"{self.prefix}_host_up", "1 unless the host is skipped after failures", labels=labels
+        )
+        checked = GaugeMetricFamily(
+            f"{self.prefix}_host_last_checked_seconds",
+            "Unix time of the host's last role check (0: never)",
+            labels=labels,
+        )
+        found = False
+        for pool in self._pools():
+            for host in describe_topology(pool):
+                found = True
+                key = [pool.name, str(host["address"]), str(host["role"])]
+                conns.add_metric(key, float(host["connections"]))
+                up.add_metric(key, 0.0 if host["denied_until"] else 1.0)
+                checked.add_metric(key, float(host["last_checked"] or 0.0))
+        if found:
+            yield from (conns, up, checked)
 
     def describe(self) -> Iterator[Metric]:
         # Nothing up front: the set of pools, and so of samples, changes between scrapes.
