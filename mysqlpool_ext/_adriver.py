@@ -19,19 +19,8 @@ import time
 import weakref
 from typing import Any
 
-from ._core import (
-    Check,
-    Open,
-    PoolCore,
-    Procedure,
-    Reset,
-    ResetPlan,
-    Send,
-    Sleep,
-    Slot,
-    Verdict,
-    Wait,
-)
+from . import _core
+from ._core import PoolCore, Procedure, ResetPlan, Slot, Verdict
 from ._protocol import Statement
 from ._wire_async import (
     aio_command,
@@ -160,7 +149,7 @@ async def arun(core: PoolCore, proc: Procedure) -> Any:
 
 async def _perform(core: PoolCore, effect: Any) -> Any:
     cls = effect.__class__
-    if cls is Wait:
+    if cls is _core.Wait:
         waiter: _TaskWaiter = effect.waiter
         timer = _watch(core, waiter, effect.deadline)
         try:
@@ -169,22 +158,22 @@ async def _perform(core: PoolCore, effect: Any) -> Any:
             if timer is not None:
                 timer.cancel()
         return None
-    if cls is Open:
+    if cls is _core.Open:
         return await _open(core, effect.timeout)
-    if cls is Sleep:
+    if cls is _core.Sleep:
         await asyncio.sleep(effect.seconds)
         return None
-    if cls is Check:
+    if cls is _core.Check:
         check = core.check
         if check == "ping":
             await aio_ping(effect.raw)
         elif callable(check):
             await in_thread(effect.raw, check, effect.raw)
         return None
-    if cls is Reset:
+    if cls is _core.Reset:
         await _reset(core, effect.raw, effect.plan)
         return None
-    if cls is Send:
+    if cls is _core.Send:
         await aio_command(effect.conn, effect.sql.decode())
         return None
     raise TypeError(f"unknown effect {effect!r}")

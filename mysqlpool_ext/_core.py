@@ -27,8 +27,8 @@ import sys
 import threading
 import time
 import traceback
+from collections import namedtuple
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
 from pymysql.err import MySQLError
@@ -138,38 +138,18 @@ _NOTHING = ResetPlan.NONE
 # -- effects: what a procedure asks its face to do ------------------------------------------------
 
 
-@dataclass(slots=True)
-class Wait:
-    waiter: Any
-    deadline: float
-
-
-@dataclass(slots=True)
-class Open:
-    timeout: float  # what is left of the borrower's deadline bounds the connect
-
-
-@dataclass(slots=True)
-class Sleep:
-    seconds: float
-
-
-@dataclass(slots=True)
-class Check:
-    raw: Connection
-
-
-@dataclass(slots=True)
-class Reset:
-    raw: Connection
-    plan: ResetPlan
-
-
-@dataclass(slots=True)
-class Send:
-    conn: Connection
-    sql: bytes  # COMMIT or ROLLBACK
-
+#: Wait for a hand-over (or the deadline) in line.
+Wait = namedtuple("Wait", "waiter deadline")
+#: Open a connection; what is left of the borrower's deadline bounds the connect.
+Open = namedtuple("Open", "timeout")
+#: Pause before opening a replacement (failed checks in a row).
+Sleep = namedtuple("Sleep", "seconds")
+#: Check a connection's liveness (``check=``).
+Check = namedtuple("Check", "raw")
+#: Reset a connection by a :class:`ResetPlan` before it is lent again.
+Reset = namedtuple("Reset", "raw plan")
+#: Send COMMIT or ROLLBACK at the end of a block.
+Send = namedtuple("Send", "conn sql")
 
 Effect = Wait | Open | Sleep | Check | Reset | Send
 Procedure = Generator[Effect, Any, Any]

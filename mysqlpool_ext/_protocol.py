@@ -9,6 +9,7 @@ no pool.
 from __future__ import annotations
 
 import re
+import socket
 import struct
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -350,3 +351,13 @@ def reset_session(conn: Any) -> None:
     conn._write_bytes(pipeline(cmds))
     read_responses(conn, len(cmds))
     after_reset(conn, state)
+
+
+def shutdown_quietly(sock: Any) -> None:
+    """Shut a socket down for both directions from any thread: a ``recv`` blocked on it (in a
+    thread, or an event loop's reader) wakes with EOF. The descriptor stays for its owner."""
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -55,6 +55,7 @@ from ._protocol import (
     read_responses,
     reset_session,
     run_query,
+    shutdown_quietly,
 )
 
 if TYPE_CHECKING:
@@ -567,12 +568,7 @@ async def in_thread(conn: Connection, fn: Callable[..., T], *args: Any) -> T:
     except asyncio.CancelledError:
         if not fut.done():
             conn.__dict__["_mp_broken"] = True
-            sock = conn._sock
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            shutdown_quietly(conn._sock)
             while not fut.done():
                 try:
                     await asyncio.wait([fut])

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import socket
 import struct
 import threading
 from collections.abc import Iterator
@@ -49,6 +48,7 @@ from ._protocol import (
     note_command,
     reset_session,
     run_query,
+    shutdown_quietly,
 )
 from .errors import ConnectionReturnedError
 
@@ -387,12 +387,7 @@ class _RawConnection(Connection):
         gives the connection back.
         """
         self.__dict__["_mp_closed_by"] = pool_name
-        sock = self._sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shutdown_quietly(self._sock)
 
 
 # -- a given-back lease ------------------------------------------------------------------------
