@@ -138,7 +138,17 @@ async def arun(core: PoolCore, proc: Procedure) -> Any:
         effect = next(proc)
         while True:
             try:
-                outcome = await _perform(core, effect)
+                if effect.__class__ is _core.Wait:  # the common one: no coroutine of its own
+                    waiter = effect.waiter
+                    timer = _watch(core, waiter, effect.deadline)
+                    try:
+                        await waiter.fut
+                    finally:
+                        if timer is not None:
+                            timer.cancel()
+                    outcome = None
+                else:
+                    outcome = await _perform(core, effect)
             except BaseException as exc:  # noqa: BLE001 - the procedure cleans up, re-raises
                 effect = proc.throw(exc)
             else:
@@ -149,15 +159,6 @@ async def arun(core: PoolCore, proc: Procedure) -> Any:
 
 async def _perform(core: PoolCore, effect: Any) -> Any:
     cls = effect.__class__
-    if cls is _core.Wait:
-        waiter: _TaskWaiter = effect.waiter
-        timer = _watch(core, waiter, effect.deadline)
-        try:
-            await waiter.fut
-        finally:
-            if timer is not None:
-                timer.cancel()
-        return None
     if cls is _core.Open:
         return await _open(core, effect.timeout)
     if cls is _core.Sleep:
@@ -221,10 +222,11 @@ async def agetconn(core: PoolCore, timeout: float) -> Connection:
     """Borrow without blocking the loop: the blocking face's ``_getconn``, awaited."""
     if core.leaked:
         core.wake_maintenance()  # the blocking face gives leaked connections back
-    got = core.try_acquire(None)
+    # One attempt under the lock: an idle connection, a permit, or a place in line.
+    got = core.try_acquire(_TaskWaiter if timeout > 0 else None)
     if got.__class__ is Slot and core.vet(got, _monotonic()) is Verdict.LEND:
         return core.lend(got, 1)
-    slot = await arun(core, core.borrow(timeout, _TaskWaiter, got))  # type: ignore[arg-type]
+    slot = await arun(core, core.borrow(timeout, _TaskWaiter, got))
     return core.lend(slot, 1)
 
 

@@ -94,6 +94,8 @@ class _Closed:
 
 PERMIT = _Permit()
 CLOSED = _Closed()
+#: ``borrow(first=...)`` when the face has not tried to acquire yet.
+NOT_TRIED = object()
 
 
 class Waiter(Protocol):
@@ -363,11 +365,12 @@ class PoolCore:
         self,
         timeout: float,
         make_waiter: Callable[[], Waiter],
-        first: Slot | _Permit | None = None,
+        first: Any = NOT_TRIED,
     ) -> Procedure:
         """The borrowing procedure: returns the slot to lend (see the module docstring).
 
-        ``first``: what a face's own non-blocking attempt already took (its fast path)."""
+        ``first``: what the face's own :meth:`try_acquire` (its fast path) returned — a slot, a
+        permit, a queued waiter or None — or :data:`NOT_TRIED`."""
         if self.refill_paused:
             self.refill_paused = False
             self.wake_maintenance()
@@ -376,9 +379,9 @@ class PoolCore:
         factory = make_waiter if timeout > 0 else None
         last_check_error: BaseException | None = None
         while True:
-            if first is not None:
+            if first is not NOT_TRIED:
                 got: Any = first
-                first = None
+                first = NOT_TRIED
             else:
                 got = self.try_acquire(factory)
             if got is None:

@@ -278,11 +278,17 @@ async def _roundtrip(conn: Connection, command: int, payload: bytes) -> bytes:
     if conn._sock is None:
         raise _closed(conn)
     note_command(conn, command, payload)
-    return await _exchange(conn, lambda: _packets(conn, command, payload), 1)
+    return await _exchange(conn, command, payload)
 
 
-async def _exchange(conn: Connection, build: Callable[[], bytes], responses: int) -> bytes:
-    """Write what ``build`` makes; return the bytes of the next ``responses`` responses."""
+async def _exchange(
+    conn: Connection,
+    command: int,
+    payload: bytes,
+    pipelined: list[tuple[int, bytes]] | None = None,
+) -> bytes:
+    """Write one command (or ``pipelined`` commands, written at once); return the bytes of its
+    response (of all their responses)."""
     sock = conn._sock
     if sock is None:
         raise _closed(conn)
@@ -299,7 +305,8 @@ async def _exchange(conn: Connection, build: Callable[[], bytes], responses: int
     if conn._current_timeout is not _ASYNC:
         sock.setblocking(False)
         conn._current_timeout = _ASYNC
-    data = build()
+    data = _packets(conn, command, payload) if pipelined is None else pipeline(pipelined)
+    responses = 1 if pipelined is None else len(pipelined)
     reading = False
     # From the first byte written to the last byte read the connection is mid-protocol: an
     # interruption of any kind (cancellation, timeout, error) leaves it unusable.
@@ -346,7 +353,7 @@ async def aio_reset_session(conn: Connection) -> None:
     cmds = state.reset_commands(conn)
     if conn._sock is None:
         raise _closed(conn)
-    data = await _exchange(conn, lambda: pipeline(cmds), len(cmds))
+    data = await _exchange(conn, 0, b"", cmds)
     _parse(conn, data, read_responses, conn, len(cmds))
     after_reset(conn, state)
 

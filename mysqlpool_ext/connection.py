@@ -79,6 +79,19 @@ class LeaseOwner(Protocol):
     def lost_lease(self) -> None: ...
 
 
+_WIRE_ASYNC: Any = None
+
+
+def _wire_async() -> Any:
+    """The event-loop wire layer, imported on first use (it imports asyncio) and then kept."""
+    global _WIRE_ASYNC
+    if _WIRE_ASYNC is None:
+        from . import _wire_async as module
+
+        _WIRE_ASYNC = module
+    return _WIRE_ASYNC
+
+
 class Connection(StatementMethods, pymysql.connections.Connection):
     """A PyMySQL connection; when borrowed from a pool, ``close()`` and ``with`` give it back."""
 
@@ -128,9 +141,7 @@ class Connection(StatementMethods, pymysql.connections.Connection):
         return run_query(self, stmt)
 
     async def _arun_statement(self, stmt: Statement) -> Any:
-        from ._wire_async import aio_run_query
-
-        return await aio_run_query(self, stmt)
+        return await _wire_async().aio_run_query(self, stmt)
 
     def reset_connection(self) -> None:
         """Send COM_RESET_CONNECTION, then re-apply the state this connection was opened with

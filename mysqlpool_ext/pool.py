@@ -84,6 +84,21 @@ def check_timeout(value: Any) -> float:
     return float(value)
 
 
+_ADRIVER: Any = None
+
+
+def _async_face() -> Any:
+    """The asyncio face's module, imported on first use (it imports asyncio; a program that
+    never uses the async face does not pay for it) and then kept: an import statement in a
+    method costs about a microsecond on every call."""
+    global _ADRIVER
+    if _ADRIVER is None:
+        from . import _adriver
+
+        _ADRIVER = _adriver
+    return _ADRIVER
+
+
 class _ThreadWaiter:
     """A thread waiting in the pool's line; the giver sets ``result`` under the pool lock."""
 
@@ -403,34 +418,26 @@ class ConnectionPool:
     # -- the async face (mysqlpool_ext._adriver runs the same procedures with await) ------------
     def aconnection(self, timeout: float | None = None) -> AbstractAsyncContextManager[Connection]:
         """``async with pool.aconnection() as conn:`` — the async twin of :meth:`connection`."""
-        from ._adriver import AsyncBorrow
-
-        return AsyncBorrow(
+        return _async_face().AsyncBorrow(
             self._core, self._timeout if timeout is None else check_timeout(timeout), False
         )
 
     def atransaction(self, timeout: float | None = None) -> AbstractAsyncContextManager[Connection]:
         """``async with pool.atransaction() as conn:`` — the async twin of :meth:`transaction`."""
-        from ._adriver import AsyncBorrow
-
-        return AsyncBorrow(
+        return _async_face().AsyncBorrow(
             self._core, self._timeout if timeout is None else check_timeout(timeout), True
         )
 
     async def aget_connection(self, timeout: float | None = None) -> Connection:
         """Borrow without blocking the event loop; give back with ``conn.close()`` (or, better,
         ``await pool.aputconn(conn)``, which does not block the loop when a reset is needed)."""
-        from ._adriver import agetconn
-
-        return await agetconn(
+        return await _async_face().agetconn(
             self._core, self._timeout if timeout is None else check_timeout(timeout)
         )
 
     async def aputconn(self, conn: Connection) -> None:
         """Give a connection back without blocking the event loop."""
-        from ._adriver import agive_back
-
-        await agive_back(self._core, conn, None, False)
+        await _async_face().agive_back(self._core, conn, None, False)
 
     async def aexecute_query(
         self,
@@ -442,9 +449,7 @@ class ConnectionPool:
         timeout: float | None = None,
     ) -> Any:
         """The async twin of :meth:`execute_query`."""
-        from ._adriver import aexecute_query
-
-        return await aexecute_query(
+        return await _async_face().aexecute_query(
             self._core,
             self._timeout if timeout is None else check_timeout(timeout),
             Statement(query, args, dictcursor, return_one, exec_many),
@@ -464,10 +469,11 @@ class ConnectionPool:
         # Python code runs there; the maintenance thread re-checks the pid.
         if core.leaked:
             self._reclaim_leaked()
-        got = core.try_acquire(None)
+        # One attempt under the lock: an idle connection, a permit, or a place in line.
+        got = core.try_acquire(_ThreadWaiter if timeout > 0 else None)
         if got.__class__ is Slot and core.vet(got, _monotonic()) is Verdict.LEND:
             return core.lend(got, 2)
-        slot = self._run(core.borrow(timeout, _ThreadWaiter, got))  # type: ignore[arg-type]
+        slot = self._run(core.borrow(timeout, _ThreadWaiter, got))
         return core.lend(slot, 2)
 
     def _give_back(self, lease: Connection, exc: BaseException | None, block: bool) -> None:
