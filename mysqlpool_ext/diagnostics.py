@@ -244,9 +244,12 @@ class PoolCheck:
     facts: ServerFacts | None = None
     error: str | None = None
     findings: list[Finding] = field(default_factory=list)
-    #: A pool on a host list: each server as the pool sees it (``topology.describe``).
+    #: A pool on a host list: each server as the pool sees it (``topology.describe``), and what
+    #: each reachable one said (the headroom rule applies per server: a pool may put all of its
+    #: ``max_size`` on any one of them).
     topology: list[dict[str, Any]] = field(default_factory=list)
     target: str | None = None
+    host_facts: list[ServerFacts] = field(default_factory=list)
 
 
 def pool_findings(plan: PoolPlan, facts: ServerFacts) -> list[Finding]:
@@ -524,8 +527,10 @@ def build_report(
         if check.facts is None:
             continue
         check.findings = pool_findings(check.plan, check.facts)
-        _, plans = by_server.setdefault(check.facts.server_key, (check.facts, []))
-        plans.append(check.plan)
+        for facts in [check.facts, *check.host_facts]:
+            _, plans = by_server.setdefault(facts.server_key, (facts, []))
+            if check.plan not in plans:
+                plans.append(check.plan)
     rooms = [headroom(f, plans, processes, preload) for f, plans in by_server.values()]
     return CheckReport(list(checks), rooms, max(1, processes), preload)
 
@@ -602,6 +607,7 @@ def check_pools(
                 check.topology = describe_topology(pool, check=True)
             except Exception as exc:  # noqa: BLE001 - the borrow below reports what matters
                 check.error = " ".join(str(exc).split()) or type(exc).__name__
+            check.host_facts = _facts_of_hosts(pool, check.topology, timeout)
         began = time.perf_counter()
         try:
             with pool.connection(timeout=timeout) as conn:
@@ -612,6 +618,37 @@ def check_pools(
             check.error = " ".join(str(exc).split()) or type(exc).__name__
         checks.append(check)
     return build_report(checks, processes, preload)
+
+
+def _facts_of_hosts(
+    pool: ConnectionPool, hosts: list[dict[str, Any]], timeout: float
+) -> list[ServerFacts]:
+    """What each reachable server of a host list says about its limits (one short connection
+    each, with the pool's own settings); an unreachable one is shown in the topology lines."""
+    import pymysql
+
+    found = []
+    for host in hosts:
+        if host["denied_until"] or host["role"] in ("down", "unknown"):
+            continue
+        kwargs = {
+            **pool.options.connect_kwargs,
+            "host": host["host"],
+            "port": host["port"],
+            "connect_timeout": max(1, int(timeout)),
+        }
+        began = time.perf_counter()
+        try:
+            conn = pymysql.connect(**kwargs)
+        except Exception:  # noqa: BLE001 - the topology line says the host is down
+            continue
+        try:
+            found.append(
+                read_facts(conn, (time.perf_counter() - began) * 1000, host["connections"])
+            )
+        finally:
+            conn.close()
+    return found
 
 
 def own_connections(pools: Iterable[ConnectionPool], server_address: str) -> int:
