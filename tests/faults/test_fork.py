@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import pytest
@@ -96,3 +97,27 @@ def test_fork_children_never_share_connections(db_kwargs: dict[str, Any], figure
     assert all(not set(report["inherited"]) & parent_ids for _, report in reports)
     assert during <= parent_ids and after == parent_ids  # the parent's own connections still work
     assert stats["connections_lost"] == 0 and stats["checks_failed"] == 0
+
+
+def test_parent_that_stops_borrowing_after_a_fork_closes_its_idle_connections(
+    db_kwargs: dict[str, Any], figures: Any
+) -> None:
+    """A pre-forking server's master builds the app (here an eager pool), forks and never
+    queries: its idle connections close shortly after the fork, and come back once it borrows."""
+    with ConnectionPool(size=2, max_size=2, timeout=10, **db_kwargs) as pool:
+        assert pool.stats()["pool_size"] == 2
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        forked = time.monotonic()
+        while pool.stats()["pool_size"] and time.monotonic() - forked < 10:
+            time.sleep(0.05)
+        closed_after = time.monotonic() - forked
+        assert pool.stats()["pool_size"] == 0, pool.stats()
+        assert pool.execute_query("SELECT 1", timeout=5) == ((1,),)  # borrowing resumes upkeep
+        deadline = time.monotonic() + 10
+        while pool.stats()["pool_size"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        figures(idle_closed_after_s=round(closed_after, 2), refilled=pool.stats()["pool_size"])
+        assert pool.stats()["pool_size"] == 2
