@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -24,7 +25,11 @@ from urllib.parse import quote, unquote, urlsplit
 import pymysql
 import pytest
 
+from mysqlpool_ext import ConnectionPool
 from mysqlpool_ext._server import DEFAULT_PASSWORD, ThrowawayServer, find_server_binary
+
+#: What ``make_pool`` / ``own_pool`` return: build a pool that the fixture closes afterwards.
+MakePool = Callable[..., ConnectionPool]
 
 pytest_plugins = ["pytester"]
 
@@ -196,6 +201,64 @@ def private_server() -> Iterator[ThrowawayServer]:
         _no_server("fault tests need a local mariadbd/mysqld binary")
     with ThrowawayServer() as server:
         yield server
+
+
+# Pools that always get closed, and an account per test. Counting "the pool's connections" on
+# the server must not pick up anyone else's, so tests that count get a database account of their
+# own (``own_user``): the process list filtered by that user is exactly what the pool opened. The
+# account uses the session's test password, so the password-leak guard watches it too.
+@pytest.fixture
+def make_pool(db_kwargs: dict[str, Any]) -> Iterator[MakePool]:
+    """``make_pool(**options)``: a pool on the test server (``db_kwargs`` + options), closed at
+    the end of the test whatever happened."""
+    made: list[ConnectionPool] = []
+
+    def make(**options: Any) -> ConnectionPool:
+        pool = ConnectionPool(**{**db_kwargs, **options})
+        made.append(pool)
+        return pool
+
+    yield make
+    for pool in made:
+        pool.close()
+
+
+@pytest.fixture
+def own_user(mysql_server: Any, admin: pymysql.connections.Connection) -> Iterator[dict[str, Any]]:
+    """Connect kwargs for a fresh account of this test's own (same password, same database)."""
+    user = "own_" + secrets.token_hex(4)
+    with admin.cursor() as cur:
+        for host in ("127.0.0.1", "localhost"):
+            cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (user, host, mysql_server.password))
+            cur.execute(
+                f"GRANT ALL PRIVILEGES ON `{mysql_server.database}`.* TO %s@%s", (user, host)
+            )
+    yield {**mysql_server.connect_kwargs(), "user": user}
+    with admin.cursor() as cur:
+        # Kill what a failed test may have left behind, then drop the account.
+        cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s", (user,))
+        for (thread_id,) in cur.fetchall():
+            try:
+                cur.execute("KILL %s", (thread_id,))
+            except pymysql.err.OperationalError:
+                pass  # 1094 unknown thread: it ended on its own meanwhile
+        for host in ("127.0.0.1", "localhost"):
+            cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+
+
+@pytest.fixture
+def own_pool(own_user: dict[str, Any]) -> Iterator[Callable[..., ConnectionPool]]:
+    """``own_pool(**options)``: like ``make_pool`` but on the test's own account."""
+    made: list[ConnectionPool] = []
+
+    def make(**options: Any) -> ConnectionPool:
+        pool = ConnectionPool(**{**own_user, **options})
+        made.append(pool)
+        return pool
+
+    yield make
+    for pool in made:
+        pool.close()
 
 
 @pytest.fixture
