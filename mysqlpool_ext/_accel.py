@@ -21,7 +21,7 @@ from types import ModuleType
 __all__ = ["MODULES", "compiled_modules", "enabled"]
 
 #: The modules on the per-query path, compiled when the build is there (package-relative names).
-MODULES = ("_adriver", "_core", "_fastresult", "_protocol", "_wire_async")
+MODULES = ("_adriver", "_core", "_fastresult", "_protocol", "_wire_async", "connection", "pool")
 
 _PACKAGE = __name__.rpartition(".")[0]
 _HERE = os.path.dirname(os.path.abspath(__file__))
