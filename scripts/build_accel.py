@@ -89,7 +89,15 @@ def main(argv: list[str]) -> int:
                 ),
                 packages=[],
                 py_modules=[],
-                script_args=["-q", "build_ext", "--inplace", "--build-temp", tmp, "--parallel", "2"],
+                script_args=[
+                    "-q",
+                    "build_ext",
+                    "--inplace",
+                    "--build-temp",
+                    tmp,
+                    "--parallel",
+                    "2",
+                ],
             )
         except (SystemExit, Exception) as exc:  # noqa: BLE001 - no compiler: say so, go on
             print(f"[build_accel] not built ({exc!r}); the pure-Python source will be used")
