@@ -63,12 +63,13 @@ class _Finder:
 
 
 def compiled_modules() -> list[str]:
-    """The hot modules that run compiled in this process (empty on the pure build)."""
+    """The hot modules that run compiled in this process (empty on the source build). Imports
+    them (the async ones are otherwise imported on first use)."""
     return [
         name
         for name in MODULES
         if isinstance(
-            getattr(sys.modules.get(f"{_PACKAGE}.{name}"), "__loader__", None),
+            importlib.import_module(f"{_PACKAGE}.{name}").__loader__,
             importlib.machinery.ExtensionFileLoader,
         )
     ]

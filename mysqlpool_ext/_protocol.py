@@ -96,6 +96,9 @@ class Statement(NamedTuple):
     dictcursor: bool = False
     return_one: bool = False
     exec_many: bool = False
+    #: How long to wait for a connection where one must be borrowed first (a pool; ``current_pool``
+    #: outside a request); a connection already held has nothing to wait for.
+    timeout: float | None = None
 
 
 class StatementMethods:
@@ -110,6 +113,7 @@ class StatementMethods:
         dictcursor: bool = False,
         return_one: bool = False,
         exec_many: bool = False,
+        timeout: float | None = None,
     ) -> Any:
         """Run one statement and return its rows.
 
@@ -117,12 +121,18 @@ class StatementMethods:
           returns the first row or ``None``;
         - a statement with no result set (INSERT, UPDATE, DELETE, DDL) returns a :class:`RowCount`:
           the number of affected rows, with ``.lastrowid`` for INSERTs;
-        - ``exec_many=True`` runs ``executemany(query, args)`` for a sequence of parameter tuples.
+        - ``exec_many=True`` runs ``executemany(query, args)`` for a sequence of parameter tuples;
+        - ``timeout``: where a connection is borrowed for the statement (on a pool), how long to
+          wait for one (default: the pool's ``timeout``); a connection you hold ignores it.
+
+        On a pool it borrows, runs, commits what is open and gives back.
 
         On a connection it does not commit: inside ``with conn:`` or ``pool.transaction()`` the
         block commits; otherwise call ``conn.commit()`` or use ``autocommit=True``.
         """
-        return self._run_statement(Statement(query, args, dictcursor, return_one, exec_many))
+        return self._run_statement(
+            Statement(query, args, dictcursor, return_one, exec_many, timeout)
+        )
 
     async def aexecute_query(
         self,
@@ -131,9 +141,12 @@ class StatementMethods:
         dictcursor: bool = False,
         return_one: bool = False,
         exec_many: bool = False,
+        timeout: float | None = None,
     ) -> Any:
         """:meth:`execute_query` for asyncio: the event loop is never blocked while it runs."""
-        return await self._arun_statement(Statement(query, args, dictcursor, return_one, exec_many))
+        return await self._arun_statement(
+            Statement(query, args, dictcursor, return_one, exec_many, timeout)
+        )
 
     def _run_statement(self, stmt: Statement) -> Any:
         raise NotImplementedError

@@ -107,7 +107,7 @@ async def aio_run_query(conn: Connection, stmt: Statement) -> Any:
     """``conn.aexecute_query``: what ``run_query`` does, over async I/O (same results)."""
     if isinstance(conn._sock, ssl.SSLSocket):
         return await in_thread(conn, run_query, conn, stmt)
-    query, args, dictcursor, return_one, exec_many = stmt
+    query, args, dictcursor, return_one, exec_many = stmt[:5]
     if not exec_many and (dictcursor or conn.cursorclass is _PlainCursor):
         return await _run_simple(conn, query, args, dictcursor, return_one)
     if dictcursor:

@@ -45,7 +45,14 @@ from ._core import (
     is_transient,
     thread_id,
 )
-from ._protocol import COM_INIT_DB, COM_QUERY, Statement, reset_session, run_query
+from ._protocol import (
+    COM_INIT_DB,
+    COM_QUERY,
+    Statement,
+    StatementMethods,
+    reset_session,
+    run_query,
+)
 from .config import PoolOptions, build_options, parse_url, redact_url, url_from_env
 from .connection import Connection, ReturnedConnection, _RawConnection
 from .errors import ConfigError, GetConnectionFromPoolError, restore_pymysql_modules
@@ -246,7 +253,7 @@ class _Transaction(_Borrow):
         return conn
 
 
-class ConnectionPool:
+class ConnectionPool(StatementMethods):
     """A pool of PyMySQL connections.
 
     ``size`` connections are opened at construction (unless ``lazy=True``) and kept open;
@@ -396,19 +403,11 @@ class ConnectionPool:
         """``with pool.transaction() as conn:`` — BEGIN, COMMIT on success, ROLLBACK on error."""
         return _Transaction(self, timeout)
 
-    def execute_query(
-        self,
-        query: str,
-        args: Any = (),
-        dictcursor: bool = False,
-        return_one: bool = False,
-        exec_many: bool = False,
-        timeout: float | None = None,
-    ) -> Any:
-        """Borrow, run one statement (see :meth:`Connection.execute_query`), commit, give back."""
-        conn = self._getconn(timeout)
+    # execute_query / aexecute_query come from StatementMethods: borrow, run, commit, give back
+    def _run_statement(self, stmt: Statement) -> Any:
+        conn = self._getconn(stmt.timeout)
         try:
-            result = run_query(conn, Statement(query, args, dictcursor, return_one, exec_many))
+            result = run_query(conn, stmt)
         except BaseException as exc:
             self._give_back(conn, exc, True)
             raise
@@ -439,21 +438,9 @@ class ConnectionPool:
         """Give a connection back without blocking the event loop."""
         await _async_face().agive_back(self._core, conn, None, False)
 
-    async def aexecute_query(
-        self,
-        query: str,
-        args: Any = (),
-        dictcursor: bool = False,
-        return_one: bool = False,
-        exec_many: bool = False,
-        timeout: float | None = None,
-    ) -> Any:
-        """The async twin of :meth:`execute_query`."""
-        return await _async_face().aexecute_query(
-            self._core,
-            self._timeout if timeout is None else check_timeout(timeout),
-            Statement(query, args, dictcursor, return_one, exec_many),
-        )
+    async def _arun_statement(self, stmt: Statement) -> Any:
+        timeout = self._timeout if stmt.timeout is None else check_timeout(stmt.timeout)
+        return await _async_face().aexecute_query(self._core, timeout, stmt)
 
     async def aclose(self, timeout: float = 0.0) -> None:
         """The async twin of :meth:`close`: waits for borrowers without blocking the loop."""

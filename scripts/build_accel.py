@@ -69,7 +69,8 @@ def main(argv: list[str]) -> int:
         print(f"[build_accel] skipped: {exc} (the pure-Python source will be used)")
         return 0
     os.chdir(ROOT)
-    flags = ["-O2"]
+    # -Wno-maybe-uninitialized: gcc flags variables of Cython's generated C it cannot follow.
+    flags = ["-O2", "-Wno-maybe-uninitialized"]
     decoder = Extension(f"{PACKAGE}._rows_c", [f"{PACKAGE}/_rows_c.pyx"], extra_compile_args=flags)
     hot = [
         Extension(f"{PACKAGE}.{name}", [f"{PACKAGE}/{name}.py"], extra_compile_args=flags)
