@@ -253,33 +253,33 @@ class _CurrentPool(StatementMethods):
             return await conn.aexecute_query(*stmt)
 
     def connection(self, timeout: float | None = None) -> Any:
-        pool = self._get_current_object()
-        scope = _scope_var.get()
-        if scope is None:
-            return pool.connection(timeout)
-        return _pinned(scope.connection_for(pool))
+        return self._block(timeout, begin=False)
 
     def transaction(self, timeout: float | None = None) -> Any:
-        pool = self._get_current_object()
-        scope = _scope_var.get()
-        if scope is None:
-            return pool.transaction(timeout)
-        return _pinned(scope.connection_for(pool), begin=True)
+        return self._block(timeout, begin=True)
 
     def aconnection(self, timeout: float | None = None) -> Any:
         """The async twin of :meth:`connection`: inside a request, the request's connection."""
-        pool = self._get_current_object()
-        scope = _scope_var.get()
-        if scope is None:
-            return pool.aconnection(timeout)
-        return _apinned(scope, pool, False)
+        return self._ablock(timeout, begin=False)
 
     def atransaction(self, timeout: float | None = None) -> Any:
+        return self._ablock(timeout, begin=True)
+
+    def _block(self, timeout: float | None, begin: bool) -> Any:
+        """Outside a request, a pool block; inside one, a block on the request's connection."""
         pool = self._get_current_object()
         scope = _scope_var.get()
         if scope is None:
-            return pool.atransaction(timeout)
-        return _apinned(scope, pool, True)
+            return pool.transaction(timeout) if begin else pool.connection(timeout)
+        return _pinned(scope.connection_for(pool), begin)
+
+    def _ablock(self, timeout: float | None, begin: bool) -> Any:
+        """The async twin of :meth:`_block` (the request's connection is taken when entered)."""
+        pool = self._get_current_object()
+        scope = _scope_var.get()
+        if scope is None:
+            return pool.atransaction(timeout) if begin else pool.aconnection(timeout)
+        return _apinned(scope, pool, begin)
 
 
 @contextmanager
