@@ -23,6 +23,7 @@ closes it. What differs, and why:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -75,16 +76,16 @@ class CursorWrapper(_MySQLCursorWrapper):
     """Django's cursor wrapper, mapping PyMySQL's errors (not whatever ``MySQLdb`` is)."""
 
     def execute(self, query: Any, args: Any = None) -> Any:
-        try:
-            return self.cursor.execute(query, args)
-        except pymysql.err.OperationalError as e:
-            if e.args[0] in self.codes_for_integrityerror:
-                raise IntegrityError(*tuple(e.args)) from e
-            raise
+        return self._run(self.cursor.execute, query, args)
 
     def executemany(self, query: Any, args: Any) -> Any:
+        return self._run(self.cursor.executemany, query, args)
+
+    def _run(self, method: Callable[[Any, Any], Any], query: Any, args: Any) -> Any:
+        """The server reports some constraint failures as OperationalError: Django's code
+        expects IntegrityError for those, as its own MySQL cursor wrapper raises it."""
         try:
-            return self.cursor.executemany(query, args)
+            return method(query, args)
         except pymysql.err.OperationalError as e:
             if e.args[0] in self.codes_for_integrityerror:
                 raise IntegrityError(*tuple(e.args)) from e
