@@ -23,6 +23,7 @@ from .diagnostics import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     DiagnosticError,
+    add_check_arguments,
     check_url,
     fetch_stats,
     get_console,
@@ -218,23 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mysql://user:password@host:port/database?size=4 (default: $MYSQLPOOL_URL)",
     )
     check.add_argument("--json", action="store_true", help="print the report as JSON")
-    check.add_argument(
-        "--processes",
-        type=int,
-        default=1,
-        metavar="N",
-        help="processes that will each open this pool (gunicorn -w), for the headroom rule",
-    )
-    check.add_argument(
-        "--preload",
-        action="store_true",
-        help="the app runs under gunicorn --preload: count the master's connections too",
-    )
-    check.add_argument(
-        "--strict",
-        action="store_true",
-        help="exit 1 on warnings too (not enough headroom, max_lifetime >= wait_timeout, ...)",
-    )
+    add_check_arguments(check)
     check.set_defaults(func=cmd_check)
 
     stats = sub.add_parser(

@@ -21,6 +21,7 @@ It uses only the public API of the core, and imports neither Flask nor Django.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -53,6 +54,7 @@ __all__ = [
     "PoolCheck",
     "PoolPlan",
     "ServerFacts",
+    "add_check_arguments",
     "check_pools",
     "check_url",
     "counts",
@@ -618,6 +620,33 @@ def check_pools(
             check.error = " ".join(str(exc).split()) or type(exc).__name__
         checks.append(check)
     return build_report(checks, processes, preload)
+
+
+def add_check_arguments(parser: argparse.ArgumentParser, *strict_aliases: str) -> None:
+    """The options the headroom rule and the exit code read, declared once for the argparse
+    front ends (``mysqlpool-ext check``, ``manage.py mysqlpool_check``) so that they take the same
+    options with the same meaning; ``flask mysqlpool check`` declares the same names with click.
+    ``strict_aliases``: other spellings a front end has accepted for ``--strict``."""
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes that will each open the pools (gunicorn -w), for the headroom "
+        "rule (default: 1)",
+    )
+    parser.add_argument(
+        "--preload",
+        action="store_true",
+        help="the app runs under gunicorn --preload: count the master's connections too",
+    )
+    parser.add_argument(
+        "--strict",
+        *strict_aliases,
+        dest="strict",
+        action="store_true",
+        help="exit 1 on warnings too (not enough headroom, max_lifetime >= wait_timeout, ...)",
+    )
 
 
 def _facts_of_hosts(

@@ -17,7 +17,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ....diagnostics import check_pools
+from ....diagnostics import add_check_arguments, check_pools
 from ....pool import ConnectionPool
 from ...pools import pools
 
@@ -28,26 +28,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("aliases", nargs="*", help="pool aliases (default: all)")
         parser.add_argument(
-            "--processes",
-            type=int,
-            default=1,
-            help="worker processes that will each open these pools (gunicorn -w), default 1",
-        )
-        parser.add_argument(
-            "--preload",
-            action="store_true",
-            help="the site runs under gunicorn --preload: count the master's connections too",
-        )
-        parser.add_argument(
             "--timeout", type=float, default=5.0, help="seconds to wait for a connection"
         )
-        parser.add_argument(
-            "--strict",
-            "--fail-on-warning",
-            dest="strict",
-            action="store_true",
-            help="exit 1 on warnings too (not enough headroom, MAX_LIFETIME >= wait_timeout...)",
-        )
+        add_check_arguments(parser, "--fail-on-warning")
 
     def handle(self, *args: Any, **options: Any) -> None:
         aliases = options["aliases"] or pools.aliases()
