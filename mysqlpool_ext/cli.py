@@ -128,12 +128,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--plain", action="store_true", help="plain text output, even when rich is installed"
     )
 
-    demo = sub.add_parser(
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], summary: str, description: str
+    ) -> argparse.ArgumentParser:
+        """A subcommand: ``--plain``, the exit codes under its help, and ``func`` to run it."""
+        subparser = sub.add_parser(
+            name,
+            parents=[plain],
+            formatter_class=fmt,
+            help=summary,
+            description=description,
+            epilog=_EXIT_CODES,
+        )
+        subparser.set_defaults(func=func)
+        return subparser
+
+    demo = command(
         "demo",
-        parents=[plain],
-        formatter_class=fmt,
-        help="start a throwaway MariaDB, serve the example app, load it, show the pool at work",
-        description=(
+        cmd_demo,
+        "start a throwaway MariaDB, serve the example app, load it, show the pool at work",
+        (
             "Start a throwaway MariaDB in a temp dir (or use MYSQLPOOL_URL / --url), load a\n"
             "small schema, serve the example Flask app under gunicorn and drive concurrent HTTP\n"
             "traffic at it, showing the pool's stats live. Then the same traffic through a\n"
@@ -141,7 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
             "summary cross-checked against the server's own counters. Ctrl-C at any moment\n"
             "stops everything and removes the temp dirs."
         ),
-        epilog=_EXIT_CODES,
     )
     demo.add_argument(
         "--seconds",
@@ -193,14 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the summary as JSON on stdout (progress goes to stderr)",
     )
-    demo.set_defaults(func=cmd_demo)
 
-    check = sub.add_parser(
+    check = command(
         "check",
-        parents=[plain],
-        formatter_class=fmt,
-        help="connect to a server and advise on max_lifetime and pool sizes",
-        description=(
+        cmd_check,
+        "connect to a server and advise on max_lifetime and pool sizes",
+        (
             "Connect once and print the server version, whether TLS is in use, wait_timeout and\n"
             "max_connections, with advice for max_lifetime and pool sizes. Pool options in the\n"
             "URL's query (size, max_size, max_lifetime, ...) are taken into account.\n"
@@ -210,7 +221,6 @@ def build_parser() -> argparse.ArgumentParser:
             "The same report as `flask mysqlpool check` and `manage.py mysqlpool_check`.\n"
             "The password is never printed."
         ),
-        epilog=_EXIT_CODES,
     )
     check.add_argument(
         "url",
@@ -220,23 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     add_check_arguments(check)
-    check.set_defaults(func=cmd_check)
 
-    stats = sub.add_parser(
+    stats = command(
         "stats",
-        parents=[plain],
-        formatter_class=fmt,
-        help="print a running app's pool stats from its opt-in stats endpoint",
-        description=(
+        cmd_stats,
+        "print a running app's pool stats from its opt-in stats endpoint",
+        (
             "Read a running app's pool stats from its stats endpoint (off by default: Flask\n"
             "MYSQLPOOL_STATS_ENDPOINT, or the Django equivalent) and print them, one column per\n"
             "pool. The endpoint shows counts only, never connection settings."
         ),
-        epilog=_EXIT_CODES,
     )
     stats.add_argument("url", metavar="URL", help="the endpoint, e.g. http://127.0.0.1:8000/...")
     stats.add_argument("--json", action="store_true", help="print the stats as JSON")
-    stats.set_defaults(func=cmd_stats)
     return parser
 
 
