@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -234,20 +235,28 @@ def _lost(conn: Any, exc: BaseException | None) -> OperationalError:
     )
 
 
-def _peek(conn: Any, rfile: Any) -> bytes:
-    """What the reader holds, or (when it holds nothing) one ``recv``: PyMySQL's ``_read_bytes``
-    error handling (a lost connection is closed and reported as error 2013)."""
-    while True:
+def _read_failed(conn: Any, exc: BaseException, read: Callable[[int], bytes], size: int) -> bytes:
+    """After ``read(size)`` raised ``exc``: PyMySQL's ``_read_bytes`` error handling. An
+    interrupted call (EINTR) is made again; another OSError means the connection is lost (closed,
+    reported as error 2013); anything else (an interrupt) closes it and goes on up. Out of line,
+    so a read that succeeds costs no more than the call itself."""
+    while isinstance(exc, OSError) and exc.errno == errno.EINTR:
         try:
-            chunk: bytes = rfile.peek(_PEEK)
-            break
-        except OSError as exc:
-            if exc.errno == errno.EINTR:
-                continue
-            raise _lost(conn, exc) from None
-        except BaseException:
-            conn._force_close()
-            raise
+            return read(size)
+        except BaseException as again:  # noqa: BLE001 - sorted out below
+            exc = again
+    if isinstance(exc, OSError):
+        raise _lost(conn, exc) from None
+    conn._force_close()
+    raise exc
+
+
+def _peek(conn: Any, rfile: Any) -> bytes:
+    """What the reader holds, or (when it holds nothing) one ``recv``."""
+    try:
+        chunk: bytes = rfile.peek(_PEEK)
+    except BaseException as exc:  # noqa: BLE001 - _read_failed sorts it out
+        chunk = _read_failed(conn, exc, rfile.peek, _PEEK)
     if not chunk:
         raise _lost(conn, None)
     return chunk
@@ -255,17 +264,10 @@ def _peek(conn: Any, rfile: Any) -> bytes:
 
 def _take(conn: Any, rfile: Any, size: int) -> bytes:
     """Consume exactly ``size`` bytes (already peeked, or a packet's known rest)."""
-    while True:
-        try:
-            data: bytes = rfile.read(size)
-            break
-        except OSError as exc:
-            if exc.errno == errno.EINTR:
-                continue
-            raise _lost(conn, exc) from None
-        except BaseException:
-            conn._force_close()
-            raise
+    try:
+        data: bytes = rfile.read(size)
+    except BaseException as exc:  # noqa: BLE001 - _read_failed sorts it out
+        data = _read_failed(conn, exc, rfile.read, size)
     if len(data) < size:
         raise _lost(conn, None)
     return data
