@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -151,7 +152,8 @@ class StatementMethods:
     def _run_statement(self, stmt: Statement) -> Any:
         raise NotImplementedError
 
-    async def _arun_statement(self, stmt: Statement) -> Any:
+    def _arun_statement(self, stmt: Statement) -> Awaitable[Any]:
+        """What to await for ``stmt``: a coroutine (or a plain function returning one)."""
         raise NotImplementedError
 
 

@@ -27,7 +27,7 @@ import os
 import select
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import pymysql
@@ -140,8 +140,8 @@ class Connection(StatementMethods, pymysql.connections.Connection):
     def _run_statement(self, stmt: Statement) -> Any:
         return run_query(self, stmt)
 
-    async def _arun_statement(self, stmt: Statement) -> Any:
-        return await _wire_async().aio_run_query(self, stmt)
+    def _arun_statement(self, stmt: Statement) -> Awaitable[Any]:
+        return _wire_async().aio_run_query(self, stmt)
 
     def reset_connection(self) -> None:
         """Send COM_RESET_CONNECTION, then re-apply the state this connection was opened with

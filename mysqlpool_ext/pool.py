@@ -22,7 +22,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pymysql.err import MySQLError, OperationalError
@@ -438,9 +438,9 @@ class ConnectionPool(StatementMethods):
         """Give a connection back without blocking the event loop."""
         await _async_face().agive_back(self._core, conn, None, False)
 
-    async def _arun_statement(self, stmt: Statement) -> Any:
+    def _arun_statement(self, stmt: Statement) -> Awaitable[Any]:
         timeout = self._timeout if stmt.timeout is None else check_timeout(stmt.timeout)
-        return await _async_face().aexecute_query(self._core, timeout, stmt)
+        return _async_face().aexecute_query(self._core, timeout, stmt)
 
     async def aclose(self, timeout: float = 0.0) -> None:
         """The async twin of :meth:`close`: waits for borrowers without blocking the loop."""
