@@ -20,8 +20,13 @@ Each backend has a MySQL account of its own (at most 40 connections, so that a b
 connections fails alone), and the server's process list tells how many connections each one
 holds: the table shows the most seen during its cells (polled every 0.2 s).
 All servers of one kind run at the same time and the cells are interleaved (rotating order), so a
-noisy neighbour hurts them alike; each figure is the median of its repeats. The load generator is
-``wrk`` (``apt-get install wrk``); without it, Python threads (slower; the rows say so).
+noisy neighbour hurts them alike; each figure is the median of its repeats. On a shared machine
+req/s swings by a third between runs, so the ratio "ours ÷ this" is taken per round (a round is
+one pass over every cell, our cell and that row's cell seconds apart) and the table shows the
+median of those ratios with their range. The load generator is ``wrk`` (``apt-get install
+wrk``); without it, Python threads (slower; the rows say so).
+
+For the CPU each backend spends per request (steadier than req/s), see ``benchmarks.django_cpu``.
 """
 
 from __future__ import annotations
@@ -241,14 +246,17 @@ def run(
     repeats: int = 3,
     quick: bool = False,
     progress: Callable[[str], None] | None = None,
+    servers: tuple[str, ...] = SERVERS,
+    subjects: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure every cell; one row per (server, scenario, subject): medians of ``repeats``."""
+    """Measure every cell; one row per (server, scenario, subject): medians of ``repeats``,
+    and the per-round ratios of our cell to each other cell (``ratio_rounds``)."""
     say = progress or (lambda msg: None)
     if url is None:
         from ._harness import bench_server
 
         with bench_server() as server:
-            return run(server.url, duration, repeats, quick, progress)
+            return run(server.url, duration, repeats, quick, progress, servers, subjects)
     from mysqlpool_ext.config import parse_url
 
     kwargs = {
@@ -262,25 +270,25 @@ def run(
     repeats = 1 if quick else max(1, repeats)
     load = _wrk if shutil.which("wrk") else _pyload
     generator = "wrk" if load is _wrk else "Python threads (wrk not installed)"
-    subjects = list(SUBJECTS)
-    if importlib.util.find_spec("dj_db_conn_pool") is None:
+    chosen = [s for s in SUBJECTS if s[3] or subjects is None or s[0] in subjects]
+    if importlib.util.find_spec("dj_db_conn_pool") is None and any(s[0] == "dbcp" for s in chosen):
         say("[django] django-db-connection-pool is not installed: its rows are skipped")
-        subjects = [s for s in subjects if s[0] != "dbcp"]
+        chosen = [s for s in chosen if s[0] != "dbcp"]
     _prepare(url, kwargs)
     rows: list[dict[str, Any]] = []
-    with _accounts(kwargs, [s[0] for s in subjects]) as accounts:
-        for kind in SERVERS:
+    with _accounts(kwargs, [s[0] for s in chosen]) as accounts:
+        for kind in servers:
             samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
             with ExitStack() as stack:
                 ports = {
                     key: stack.enter_context(_server(kind, accounts[key][1], env))
-                    for key, _, env, _ in subjects
+                    for key, _, env, _ in chosen
                 }
                 counter = stack.enter_context(_ConnCounter(kwargs))
-                for key, *_ in subjects:  # warm-up: workers import, pools fill
+                for key, *_ in chosen:  # warm-up: workers import, pools fill
                     for _, _, path in SCENARIOS:
                         load(ports[key], path, 1.0)
-                cells = [(s, sc) for sc in SCENARIOS for s in subjects]
+                cells = [(s, sc) for sc in SCENARIOS for s in chosen]
                 for rep in range(repeats):
                     shift = rep % len(cells)
                     for (key, label, _, _), (skey, slabel, path) in cells[shift:] + cells[:shift]:
@@ -290,9 +298,16 @@ def run(
                             f"{cell['ops_s']:8.0f} req/s")  # fmt: skip
                         _drain(ports[key], path)
                 after = counter.now()
+            ours_key = next(s[0] for s in chosen if s[3])
             for skey, slabel, path in SCENARIOS:
-                for key, label, _, ours in subjects:
+                for key, label, _, ours in chosen:
                     cells_ = samples[(key, skey)]
+                    # Round r of ours against round r of this subject: the same pass over the
+                    # cells, so the same neighbours.
+                    ratio_rounds = [
+                        round(a["ops_s"] / b["ops_s"], 3) if b["ops_s"] else None
+                        for a, b in zip(samples[(ours_key, skey)], cells_)
+                    ]
                     med = statistics.median(c["ops_s"] for c in cells_)
                     mid = min(cells_, key=lambda c: abs(c["ops_s"] - med))
                     user = accounts[key][0]
@@ -315,6 +330,7 @@ def run(
                             "server_conns_peak": counter.peak.get(user, 0),
                             "server_conns_after": after.get(user, 0),
                             "ours": ours,
+                            "ratio_rounds": ratio_rounds,
                             "note": f"GET {path}, Connection: close, load by {generator}, "
                             f"{repeats} x {duration:g} s",
                         }
@@ -322,11 +338,25 @@ def run(
     return rows
 
 
+def _ratio_cell(row: dict[str, Any], ours: dict[str, Any]) -> str:
+    """Median of the per-round ratios, with their range; the ratio of medians for rows made
+    before the rounds were kept."""
+    rounds = [r for r in row.get("ratio_rounds") or () if r is not None]
+    if not rounds:
+        ratio = ours["ops_s"] / row["ops_s"] if row["ops_s"] else float("inf")
+        return f"{ratio:.2f}×"
+    med = statistics.median(rounds)
+    if len(rounds) == 1:
+        return f"{med:.2f}×"
+    return f"{med:.2f}× ({min(rounds):.2f}–{max(rounds):.2f})"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    """The Markdown table of BENCHMARKS.md and the README (ratios: ours ÷ that row)."""
+    """The Markdown table of BENCHMARKS.md and the README: "ours ÷ this" is the median of the
+    per-round ratios (our req/s ÷ that row's, same round), with the lowest and highest."""
     lines = [
-        "| server | view | ORM backend | req/s | ours ÷ this | p50 ms | p99 ms | errors | "
-        "server conns (peak) |",
+        "| server | view | ORM backend | req/s | ours ÷ this (per round: median, range) | "
+        "p50 ms | p99 ms | errors | server conns (peak) |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
@@ -335,34 +365,64 @@ def table(rows: list[dict[str, Any]]) -> str:
             if r["ours"] and r["server_kind"] == row["server_kind"]
             and r["scenario_key"] == row["scenario_key"]
         )  # fmt: skip
-        ratio = ours["ops_s"] / row["ops_s"] if row["ops_s"] else float("inf")
         p50, p99 = (f"{v:.1f}" if v is not None else "-" for v in (row["p50_ms"], row["p99_ms"]))
         view = "get() by pk" if row["scenario_key"] == "get" else "list of 20"
         lines.append(
             f"| {row['server_kind']} | {view} | {row['subject']} | {row['ops_s']:,.0f} | "
-            f"{'–' if row['ours'] else f'{ratio:.2f}×'} | {p50} | {p99} | {row['errors']} | "
-            f"{row['server_conns_peak']} |"
+            f"{'–' if row['ours'] else _ratio_cell(row, ours)} | {p50} | {p99} | "
+            f"{row['errors']} | {row['server_conns_peak']} |"
         )
     return "\n".join(lines)
+
+
+def rounds_report(rows: list[dict[str, Any]]) -> str:
+    """Every round's ratio, for the record (the table keeps the median and range)."""
+    out = []
+    for row in rows:
+        if row["ours"] or not row.get("ratio_rounds"):
+            continue
+        view = "get()" if row["scenario_key"] == "get" else "list"
+        out.append(
+            f"{row['server_kind']:<8} {view:<5} ours ÷ {row['subject_key']:<5}: "
+            + " ".join("–" if r is None else f"{r:.2f}" for r in row["ratio_rounds"])
+        )
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.django_bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short cells (smoke run)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per cell")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats per cell (median)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="rounds: repeats per cell (median, paired ratios)"
+    )
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help="comma-separated: gunicorn,uvicorn"
+    )
+    parser.add_argument(
+        "--subjects",
+        help="comma-separated subjects besides ours: " + ",".join(s[0] for s in SUBJECTS[1:]),
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the rows to FILE")
     args = parser.parse_args(argv)
+    servers = tuple(x for x in args.servers.split(",") if x)
+    if not servers or any(x not in SERVERS for x in servers):
+        parser.error(f"--servers: choose from {', '.join(SERVERS)}")
+    subjects = tuple(x for x in args.subjects.split(",") if x) if args.subjects else None
     load = os.getloadavg()
     rows = run(
         duration=args.duration,
         repeats=args.repeats,
         quick=args.quick,
         progress=lambda msg: print(msg, flush=True),
+        servers=servers,
+        subjects=subjects,
     )
     load_after = os.getloadavg()
     print()
     print(table(rows))
+    print()
+    print(rounds_report(rows))
     print(f"\nload average before {load[0]:.2f}, after {load_after[0]:.2f} (1 min)")
     if args.json:
         with open(args.json, "w") as fh:

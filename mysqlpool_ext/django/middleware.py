@@ -101,13 +101,15 @@ class MySQLPoolMiddleware:
 class OrmScope(RequestScope):
     """The scope of a request (or of ``orm_scope()``): the pooled ENGINE's ORM uses its
     connection, and lets go of it before the scope gives it back; ``shared`` lists the pools
-    whose connection the ORM held already and keeps (never given back by the scope)."""
+    whose connection the ORM held already and keeps (never given back by the scope); ``orm``
+    the ORM wrappers (one per alias and thread) using the scope's connections."""
 
-    __slots__ = ("shared",)
+    __slots__ = ("orm", "shared")
 
     def __init__(self) -> None:
         super().__init__()
         self.shared: list[ConnectionPool] = []
+        self.orm: list[Any] = []
 
 
 _BACKEND = "mysqlpool_ext.django.backend.base"
@@ -118,8 +120,10 @@ def _share_orm_connections(scope: OrmScope) -> None:
     a test's earlier queries) becomes the request's connection too, still owned by the ORM: so
     ``current_pool`` writes are in the test's transaction and roll back with it."""
     backend = sys.modules.get(_BACKEND)
-    if backend is None:
-        return  # the pooled ENGINE is not in use
+    if backend is None or not backend.ORM_HELD:
+        # The pooled ENGINE is not in use, or no ORM wrapper (of any thread) holds a connection
+        # of its own right now: the usual start of a request, and then nothing to share.
+        return
     from django.db import connections
 
     for wrapper in connections.all(initialized_only=True):
@@ -152,12 +156,14 @@ def orm_scope() -> Iterator[RequestScope]:
 
 
 def _give_back(scope: RequestScope) -> None:
-    backend = sys.modules.get(_BACKEND)
-    if backend is not None:
+    if isinstance(scope, OrmScope):
         # The ORM lets go of the request's connection first, so it never uses it afterwards;
         # connections it owns stay with it.
-        backend.release_orm(scope)
-        for pool in getattr(scope, "shared", ()):
+        if scope.orm:
+            wrappers, scope.orm = scope.orm, []
+            for wrapper in wrappers:
+                wrapper.release_request_connection(scope)
+        for pool in scope.shared:
             detach_connection(scope, pool)
     try:
         scope.release()

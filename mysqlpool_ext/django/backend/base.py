@@ -23,6 +23,7 @@ closes it. What differs, and why:
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -49,10 +50,11 @@ _mysql = load_django_mysql_base()
 _MySQLCursorWrapper: Any = _mysql.CursorWrapper
 _MySQLDatabaseWrapper: Any = _mysql.DatabaseWrapper
 
-__all__ = ["DatabaseWrapper", "close_all_pools", "engine_pools"]
+__all__ = ["ORM_HELD", "DatabaseWrapper", "close_all_pools", "engine_pools"]
 
 NO_DB_ALIAS = "__no_db__"  # django.db.backends.base.base.NO_DB_ALIAS, stable since Django 1.x
 _IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
+_AUTOCOMMIT = SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
 
 #: PyMySQL's converters with Django's TIME handling (what Django's backend builds from MySQLdb's).
 django_conversions = {
@@ -102,7 +104,7 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._conn_pool: ConnectionPool | None = None  # the pool self.connection came from
-        self._conn_scope: RequestScope | None = None  # the scope that owns self.connection
+        self._conn_scope: OrmScope | None = None  # the scope that owns self.connection
         self._connecting = False  # between get_new_connection() and init_connection_state()
         self._pool_cache: tuple[dict[str, Any], Any, ConnectionPool | None] | None = None
 
@@ -218,9 +220,30 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
             # middleware's, orm_scope()); in another scope the ORM borrows for itself.
             conn = scope.connection_for(pool)
             self._conn_scope = scope
-            _orm_wrappers_of(scope).append(self)
+            scope.orm.append(self)
             return conn
-        return pool.get_connection()
+        conn = pool.get_connection()
+        ORM_HELD.add(self)
+        return conn
+
+    def set_autocommit(
+        self, autocommit: bool, force_begin_transaction_with_broken_autocommit: bool = False
+    ) -> None:
+        conn = self.connection
+        if (
+            self._connecting
+            and autocommit is True
+            and self._conn_pool is not None
+            and conn.autocommit_mode is True
+            and conn.server_status & _AUTOCOMMIT
+            and not self.run_commit_hooks_on_set_autocommit_on
+        ):
+            # Django's connect() asking for the mode the pool opened the session in (and its
+            # reset restores): PyMySQL would send nothing, and connect() has just done what the
+            # checks around it check. This is all that would change.
+            self.autocommit = True
+            return
+        super().set_autocommit(autocommit, force_begin_transaction_with_broken_autocommit)
 
     def init_connection_state(self) -> None:
         connecting, self._connecting = self._connecting, False
@@ -280,12 +303,14 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         if scope is not None:
             # The request's connection: the middleware gives it back when the request ends,
             # unless it broke (then the scope must not hand it out again).
-            _forget(scope, self)
+            if self in scope.orm:
+                scope.orm.remove(self)
             if not conn.open:
                 detached = detach_connection(scope, pool)
                 if detached is not None:
                     detached.close()  # the pool discards it
             return
+        ORM_HELD.discard(self)
         with self.wrap_database_errors:
             try:
                 if self.in_atomic_block or not self.autocommit:
@@ -315,29 +340,11 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
             self.connection = None
 
 
-# Wrappers that took a request scope's connection, by scope: the middleware lets them go at the
-# end of the request. RequestScope has __slots__ without __weakref__, hence the id() key; entries
-# are removed by the middleware (and by a wrapper letting go early).
-_scope_wrappers: dict[int, list[DatabaseWrapper]] = {}
-
-
-def _orm_wrappers_of(scope: RequestScope) -> list[DatabaseWrapper]:
-    return _scope_wrappers.setdefault(id(scope), [])
-
-
-def _forget(scope: RequestScope, wrapper: DatabaseWrapper) -> None:
-    wrappers = _scope_wrappers.get(id(scope))
-    if wrappers is not None:
-        if wrapper in wrappers:
-            wrappers.remove(wrapper)
-        if not wrappers:
-            _scope_wrappers.pop(id(scope), None)
-
-
-def release_orm(scope: RequestScope) -> None:
-    """Let every ORM wrapper using ``scope``'s connection go of it (before the scope releases)."""
-    for wrapper in _scope_wrappers.pop(id(scope), ()):
-        wrapper.release_request_connection(scope)
+#: The wrappers (of every thread) that hold a pooled connection of their own, borrowed outside a
+#: request scope: only then can a request find one to share (``middleware._share_orm_connections``),
+#: so the middleware asks nothing of Django's connection handler while this is empty. Weak: a
+#: wrapper of a finished thread must stay collectable, so that the pool reclaims its connection.
+ORM_HELD: weakref.WeakSet[DatabaseWrapper] = weakref.WeakSet()
 
 
 def _register_current_pool() -> None:
