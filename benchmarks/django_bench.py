@@ -1,6 +1,7 @@
 """Django ORM on a pool: the pooled ENGINE vs Django's own connections vs django-db-connection-pool.
 
     python -m benchmarks.django_bench [--quick] [--duration S] [--repeats N]
+                                      [--servers gunicorn,uvicorn] [--subjects orm60,orm0,dbcp]
 
 The example project (``example_apps/django_project``) serves two ORM views, 32 concurrent
 clients, every request with ``Connection: close`` (with keep-alive one worker takes almost every
@@ -19,12 +20,13 @@ views in threads), each with four ORM backends (``SHOP_ENGINE``):
 Each backend has a MySQL account of its own (at most 40 connections, so that a backend that leaks
 connections fails alone), and the server's process list tells how many connections each one
 holds: the table shows the most seen during its cells (polled every 0.2 s).
-All servers of one kind run at the same time and the cells are interleaved (rotating order), so a
-noisy neighbour hurts them alike; each figure is the median of its repeats. On a shared machine
-req/s swings by a third between runs, so the ratio "ours ÷ this" is taken per round (a round is
-one pass over every cell, our cell and that row's cell seconds apart) and the table shows the
-median of those ratios with their range. The load generator is ``wrk`` (``apt-get install
-wrk``); without it, Python threads (slower; the rows say so).
+All servers of one kind run at the same time and the cells are interleaved: a round runs every
+cell once, every other round in reverse order (ABBA), so a noisy neighbour or a drifting load hurts
+them alike; each figure is the median of its rounds. On a shared machine req/s swings by a third
+between runs, so the ratio "ours ÷ this" is taken per round (our cell and that row's cell run in
+the same round, next to each other for ``CONN_MAX_AGE=60``) and the table shows the median of
+those ratios with their range. The load generator is ``wrk`` (``apt-get install wrk``); without
+it, Python threads (slower; the rows say so).
 
 For the CPU each backend spends per request (steadier than req/s), see ``benchmarks.django_cpu``.
 """
@@ -288,10 +290,13 @@ def run(
                 for key, *_ in chosen:  # warm-up: workers import, pools fill
                     for _, _, path in SCENARIOS:
                         load(ports[key], path, 1.0)
-                cells = [(s, sc) for sc in SCENARIOS for s in chosen]
                 for rep in range(repeats):
-                    shift = rep % len(cells)
-                    for (key, label, _, _), (skey, slabel, path) in cells[shift:] + cells[:shift]:
+                    # ABBA: every other round runs the cells in reverse order, so a drifting
+                    # load favours no backend; ours sits next to CONN_MAX_AGE=60 either way.
+                    cells = [(s, sc) for sc in SCENARIOS for s in chosen]
+                    if rep % 2:
+                        cells.reverse()
+                    for (key, label, _, _), (skey, slabel, path) in cells:
                         cell = load(ports[key], path, duration)
                         samples.setdefault((key, skey), []).append(cell)
                         say(f"[django] {kind:<8} {slabel:<26} {label:<36} rep {rep + 1}: "

@@ -1,16 +1,18 @@
 """Django ORM: CPU time per request of the pooled ENGINE vs Django's own persistent connection.
 
-    python -m benchmarks.django_cpu [--rounds 12] [--requests 2000] [--view get]
+    python -m benchmarks.django_cpu [--rounds 16] [--requests 1000] [--procs 2] [--view get]
     python -m benchmarks.django_cpu --profile pool [--requests 20000]   # pyinstrument call tree
 
 Requests per second under gunicorn on a shared 2-core machine swing by a third from one run to
-the next; the CPU a worker spends per request does not. Each subject (``SHOP_ENGINE`` settings of
-the example project, as in ``benchmarks.django_bench``) runs in its own process, one thread,
-calling Django's WSGI handler directly with the environ gunicorn would build (every middleware,
-the URL resolver, the view, ``request_finished``). The processes take turns, one round each, the
-order reversed every other round (ABBA); a round is ``--requests`` requests and reports the
-worker's CPU time (user + system, ``time.process_time``) and wall time per request, and the
-server's statement counters (``Com_*``) gained during it. The ratio is taken per round pair.
+the next; the CPU a worker spends per request swings far less. Each subject (``SHOP_ENGINE``
+settings of the example project, as in ``benchmarks.django_bench``) runs in worker processes of
+its own, one thread each, calling Django's WSGI handler directly with the environ gunicorn would
+build (every middleware, the URL resolver, the view, ``request_finished``). The subjects take
+turns, one round each, the order reversed every other round (ABBA); a round is ``--requests``
+requests and reports the worker's CPU time (user + system, ``time.process_time``) and wall time
+per request, and the server's statement counters (``Com_*``) gained during it. The ratio is taken
+per round pair. Two processes of one subject differ by a few per cent (their memory layout), so
+each subject has ``--procs`` processes (the same hash seeds for every subject), used in turn.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ def _requests(app: Any, path: str, n: int) -> None:
 
 def worker() -> int:
     """Read ``{"path": ..., "n": ...}`` lines; answer each with the round's CPU and wall time."""
+    where = os.environ.get("DJANGO_CPU_PACKAGE_DIR")
+    if where:
+        sys.path.insert(0, where)  # ahead of the working directory's mysqlpool_ext
     app = _handler()
     import mysqlpool_ext
 
@@ -128,14 +133,17 @@ def worker() -> int:
 
 
 class _Worker:
-    def __init__(self, key: str, url: str) -> None:
+    def __init__(self, key: str, url: str, seed: int) -> None:
         self.key = key
         # "pool@DIR": our ENGINE with the package imported from DIR (a before/after comparison:
         # DIR holds another version of mysqlpool_ext/).
         subject, _, where = key.partition("@")
         env = _env(url, SUBJECTS[subject])
         if where:
-            env["PYTHONPATH"] = os.pathsep.join((os.path.abspath(where), env["PYTHONPATH"]))
+            env["DJANGO_CPU_PACKAGE_DIR"] = os.path.abspath(where)
+        # The same string-hash seeds for every subject: dict layouts (hence speed) then differ
+        # between a subject's processes, not between subjects.
+        env["PYTHONHASHSEED"] = str(seed)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.django_cpu", "--worker"],
             cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -174,13 +182,14 @@ def run(
     view: str,
     rounds: int,
     requests: int,
+    procs: int = 2,
     say: Any = print,
 ) -> dict[str, Any]:
     if url is None:
         from ._harness import bench_server
 
         with bench_server() as server:
-            return run(server.url, subjects, view, rounds, requests, say)
+            return run(server.url, subjects, view, rounds, requests, procs, say)
     from mysqlpool_ext.config import parse_url
 
     kwargs = {
@@ -190,13 +199,16 @@ def run(
     }
     _prepare(url, kwargs)
     path = next(p for k, _, p in SCENARIOS if k == view)
-    workers = [_Worker(key, url) for key in subjects]
+    # ``procs`` processes per subject (hash seeds 1..procs), taking turns: one process's luck
+    # (its memory layout) does not decide the comparison.
+    workers = [_Worker(key, url, seed) for seed in range(1, procs + 1) for key in subjects]
     per: dict[str, list[dict[str, Any]]] = {key: [] for key in subjects}
     try:
         for w in workers:  # warm-up: imports, the pool fills, caches
             w.ask(path=path, n=max(200, requests // 5))
         for rnd in range(rounds):
-            order = workers if rnd % 2 == 0 else workers[::-1]
+            group = workers[(rnd // 2 % procs) * len(subjects) :][: len(subjects)]
+            order = group if rnd % 2 == 0 else group[::-1]
             for w in order:
                 before = _com_counters(kwargs)
                 res = w.ask(path=path, n=requests)
@@ -216,7 +228,8 @@ def run(
     finally:
         for w in workers:
             w.close()
-    return {"view": view, "path": path, "rounds": rounds, "requests": requests, "per": per}
+    return {"view": view, "path": path, "rounds": rounds, "requests": requests, "procs": procs,
+            "per": per}  # fmt: skip
 
 
 def report(result: dict[str, Any], say: Any = print) -> None:
@@ -224,7 +237,8 @@ def report(result: dict[str, Any], say: Any = print) -> None:
     keys = list(per)
     base = keys[0]
     say(f"\nGET {result['path']}: {result['rounds']} rounds x {result['requests']} requests, "
-        "one thread per subject, paired rounds (ABBA)")  # fmt: skip
+        f"{result.get('procs', 1)} processes per subject in turn, one thread each, paired rounds "
+        "(ABBA)")  # fmt: skip
     for key in keys:
         cpu = [r["cpu_us"] for r in per[key]]
         wall = [r["wall_us"] for r in per[key]]
@@ -257,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         "pool@DIR (our ENGINE with mysqlpool_ext imported from DIR: before/after)",
     )
     parser.add_argument("--view", default="get", choices=[k for k, _, _ in SCENARIOS])
-    parser.add_argument("--rounds", type=int, default=12)
-    parser.add_argument("--requests", type=int, default=2000, help="requests per round")
+    parser.add_argument("--rounds", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=1000, help="requests per round")
+    parser.add_argument("--procs", type=int, default=2, help="processes per subject, in turn")
     parser.add_argument("--profile", metavar="SUBJECT", help="print a pyinstrument tree instead")
     parser.add_argument("--cprofile", metavar="FILE", help="with --profile: cProfile stats to FILE")
     parser.add_argument("--json", metavar="FILE", help="also write the rounds to FILE")
@@ -279,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             _prepare(server.url, kwargs)
             path = next(p for k, _, p in SCENARIOS if k == args.view)
-            w = _Worker(args.profile, server.url)
+            w = _Worker(args.profile, server.url, 1)
             w.ask(path=path, n=500)
             if args.cprofile:
                 w.ask(path=path, n=args.requests, profile="cprofile", out=args.cprofile)
@@ -287,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                 w.ask(path=path, n=args.requests, profile=True)
             w.close()
         return 0
-    result = run(url, args.subjects.split(","), args.view, args.rounds, args.requests)
+    result = run(url, args.subjects.split(","), args.view, args.rounds, args.requests, args.procs)
     report(result)
     if args.json:
         with open(args.json, "w") as fh:
