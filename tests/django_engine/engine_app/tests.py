@@ -78,6 +78,22 @@ class RequestLifecycle(TransactionTestCase):
             self.assertEqual(lent(), 0)
         self.assertIsNone(connections["default"].connection)
 
+    def test_request_shares_a_connection_the_orm_took_outside_requests(self) -> None:
+        """No test transaction here: the middleware finds the ORM's own connection only because
+        the ORM holds one; the request uses it, and it stays the ORM's afterwards."""
+        connections["default"].close()
+        with connections["default"].cursor() as cur:
+            cur.execute("SELECT CONNECTION_ID()")
+            own = cur.fetchone()[0]
+        data = self.client.get("/same").json()
+        self.assertEqual(set(data["ids"]), {own}, data)
+        self.assertIsNotNone(connections["default"].connection)  # still the ORM's
+        connections["default"].close()
+        self.assertEqual(lent(), 0)
+        self.client.get("/same")  # nothing held now: the request borrows and gives back
+        self.assertIsNone(connections["default"].connection)
+        self.assertEqual(lent(), 0)
+
     def test_zero_new_connections_after_warmup(self) -> None:
         self.client.get("/same")
         before = sum(p.stats()["connections_num"] for p in engine_pools())
