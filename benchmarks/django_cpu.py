@@ -37,6 +37,8 @@ SUBJECTS: dict[str, dict[str, str]] = {
     "pool": {"SHOP_ENGINE": "pool"},
     "orm60": {"SHOP_ENGINE": "stock", "SHOP_CONN_MAX_AGE": "60"},
     "orm0": {"SHOP_ENGINE": "stock", "SHOP_CONN_MAX_AGE": "0"},
+    # Our ENGINE with the compiled build off (the pure-Python modules and row decoder).
+    "pool_pure": {"SHOP_ENGINE": "pool", "MYSQLPOOL_NO_ACCEL": "1"},
 }
 
 
@@ -99,8 +101,15 @@ def worker() -> int:
     app = _handler()
     import mysqlpool_ext
 
+    try:
+        from mysqlpool_ext._accel import compiled_modules
+
+        compiled = ", ".join(compiled_modules()) or "none"
+    except ImportError:
+        compiled = "?"
     print(f"[django_cpu] {os.environ.get('SHOP_ENGINE')}: mysqlpool_ext from "
-          f"{os.path.dirname(mysqlpool_ext.__file__)}", file=sys.stderr)  # fmt: skip
+          f"{os.path.dirname(mysqlpool_ext.__file__)}, compiled: {compiled}",
+          file=sys.stderr)  # fmt: skip
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd.get("profile") == "cprofile":
@@ -267,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--subjects",
         default="pool,orm60",
-        help="comma-separated, the first is the base of the ratios: pool, orm60, orm0, or "
+        help="comma-separated, the first is the base of the ratios: pool, orm60, orm0, pool_pure, "
         "pool@DIR (our ENGINE with mysqlpool_ext imported from DIR: before/after)",
     )
     parser.add_argument("--view", default="get", choices=[k for k, _, _ in SCENARIOS])
