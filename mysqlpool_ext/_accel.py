@@ -20,8 +20,13 @@ from types import ModuleType
 
 __all__ = ["MODULES", "compiled_modules", "enabled"]
 
-#: The modules on the per-query path, compiled when the build is there (package-relative names).
-MODULES = ("_adriver", "_core", "_fastresult", "_protocol", "_wire_async", "connection", "pool")
+#: The modules compiled when the build is there (package-relative names): those where compiling
+#: pays. Measured (BENCHMARKS.md, "One source, two builds"): the async face's plumbing
+#: (coroutines, the wire reader, the result wrapper) runs ~15 % less CPU compiled; the pool core,
+#: ``pool`` and ``connection`` ran 4-5 % *more* CPU per Django request compiled -- untyped Cython
+#: code does each attribute access through the generic C API, where CPython 3.11's specializing
+#: interpreter has inline caches -- so they stay Python.
+MODULES = ("_adriver", "_fastresult", "_protocol", "_wire_async")
 
 _PACKAGE = __name__.rpartition(".")[0]
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,11 +38,13 @@ def enabled() -> bool:
 
 
 class _Finder:
-    """Finds the modules of :data:`MODULES`: the compiled build when it is enabled, present and
-    not older than its source (a stale build never runs edited code's old self), else the
-    source. Knows no other name."""
+    """Finds the package's own ``.py`` modules: for those of :data:`MODULES` the compiled build
+    when it is enabled, present and not older than its source (a stale build never runs edited
+    code's old self); for every other one, and otherwise, the source -- never a stray extension
+    module left beside it by an older build. Knows no other name."""
 
     _names = frozenset(f"{_PACKAGE}.{name}" for name in MODULES)
+    _prefix = _PACKAGE + "."
 
     @classmethod
     def find_spec(
@@ -46,11 +53,13 @@ class _Finder:
         path: Sequence[str] | None = None,
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in cls._names:
+        if not fullname.startswith(cls._prefix) or "." in fullname[len(cls._prefix) :]:
             return None
-        stem = os.path.join(_HERE, fullname.rpartition(".")[2])
+        stem = os.path.join(_HERE, fullname[len(cls._prefix) :])
         source = stem + ".py"
-        if _ENABLED:
+        if not os.path.isfile(source):
+            return None  # a subpackage, or the decoder's own extension (_rows_c): not ours to pick
+        if _ENABLED and fullname in cls._names:
             for suffix in importlib.machinery.EXTENSION_SUFFIXES:
                 built = stem + suffix
                 try:

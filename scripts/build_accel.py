@@ -59,6 +59,19 @@ def stale() -> bool:
     return False
 
 
+def _remove_strays() -> None:
+    """Delete what an older build compiled and this one no longer does (the package's finder
+    never loads it, but it should not lie around looking current)."""
+    import glob
+
+    hot = set(hot_modules())
+    for built in glob.glob(os.path.join(ROOT, PACKAGE, "*.cpython-*.so")):
+        name = os.path.basename(built).split(".", 1)[0]
+        if name not in hot and os.path.isfile(os.path.join(ROOT, PACKAGE, name + ".py")):
+            os.remove(built)
+            print(f"[build_accel] removed {os.path.relpath(built, ROOT)} (no longer compiled)")
+
+
 def main(argv: list[str]) -> int:
     if "--if-stale" in argv and not stale():
         return 0
@@ -103,6 +116,7 @@ def main(argv: list[str]) -> int:
         except (SystemExit, Exception) as exc:  # noqa: BLE001 - no compiler: say so, go on
             print(f"[build_accel] not built ({exc!r}); the pure-Python source will be used")
             return 0
+    _remove_strays()
     print(f"[build_accel] built {PACKAGE}._rows_c and {', '.join(hot_modules())}")
     return 0
 

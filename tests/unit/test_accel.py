@@ -64,9 +64,33 @@ def test_a_stale_build_is_not_run(tmp_path: Path) -> None:
         source = copy / "mysqlpool_ext" / f"{name}.py"
         os.utime(built, (source.stat().st_mtime + 10, source.stat().st_mtime + 10))
     assert _compiled({"MYSQLPOOL_NO_ACCEL": ""}, cwd=copy) == list(_accel.MODULES)
-    edited = copy / "mysqlpool_ext" / "_core.py"
+    edited = copy / "mysqlpool_ext" / "_adriver.py"
     later = edited.stat().st_mtime + 60
     os.utime(edited, (later, later))
     assert _compiled({"MYSQLPOOL_NO_ACCEL": ""}, cwd=copy) == [
-        name for name in _accel.MODULES if name != "_core"
+        name for name in _accel.MODULES if name != "_adriver"
     ]
+
+
+def test_a_stray_extension_beside_a_source_module_is_never_loaded(tmp_path: Path) -> None:
+    """An extension module left by an older build for a module that is no longer compiled (or
+    any file named like one) does not shadow the source."""
+    copy = tmp_path / "tree"
+    shutil.copytree(
+        ROOT / "mysqlpool_ext", copy / "mysqlpool_ext", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    import importlib.machinery
+
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    assert "pool" not in _accel.MODULES
+    (copy / "mysqlpool_ext" / f"pool{suffix}").write_bytes(b"not an extension module")
+    probe = "import mysqlpool_ext.pool as p; print(p.__file__); print(p.ConnectionPool.__name__)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=copy,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == [str(copy / "mysqlpool_ext" / "pool.py"), "ConnectionPool"]
