@@ -291,11 +291,10 @@ def machine_info() -> dict[str, Any]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             pass
-    from mysqlpool_ext import _accel, _rows
+    from mysqlpool_ext import _rows
 
-    # Which build ran: the hot modules compiled (scripts/build_accel.py) or their source
-    # (MYSQLPOOL_NO_ACCEL=1, or not built); the row decoder likewise.
-    build = {"compiled_modules": _accel.compiled_modules(), "row_decoder": _rows.has_accelerator()}
+    # Which row decoder ran: compiled (scripts/build_accel.py) or pure (MYSQLPOOL_NO_ACCEL=1).
+    build = {"compiled_row_decoder": _rows.has_accelerator()}
     return {
         "build": build,
         "python": platform.python_version(),

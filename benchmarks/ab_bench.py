@@ -10,8 +10,8 @@ round (their order rotating), and the figure kept is the process's CPU time per 
 (less moved by the neighbours than q/s), median over rounds, with the paired ratio
 after ÷ before per round.
 
-Subjects: ``before`` (the revision, as its source), ``after`` (this checkout, compiled when
-``scripts/build_accel.py`` has built it) and ``after, source`` (``MYSQLPOOL_NO_ACCEL=1``).
+Subjects: ``before`` (the revision), ``after`` (this checkout, with the compiled row decoder when
+``scripts/build_accel.py`` has built it) and ``after, pure decoder`` (``MYSQLPOOL_NO_ACCEL=1``).
 Cells: ``async`` — 64 asyncio tasks on 8 connections, ``await pool.aexecute_query("SELECT 1")``;
 ``borrow`` — one thread, ``get_connection()`` + ``close()``; ``block`` — one thread, an empty
 ``with pool.connection():``.
@@ -134,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(url: str, before: str, args: argparse.Namespace) -> None:
-    subjects = [("before", before, False), ("after", ROOT, False), ("after, source", ROOT, True)]
+    subjects = [
+        ("before", before, False),
+        ("after", ROOT, False),
+        ("after, pure decoder", ROOT, True),
+    ]
     print(f"before = {args.before}; load average {os.getloadavg()}")
     for cell in args.cell or CELLS:
         cpu: dict[str, list[float]] = {name: [] for name, _, _ in subjects}
@@ -146,7 +150,7 @@ def _compare(url: str, before: str, args: argparse.Namespace) -> None:
         for name, _, _ in subjects:
             paired = [a / b for a, b in zip(cpu[name], base, strict=True)]
             print(
-                f"{cell:7} {name:14} CPU µs/op median {statistics.median(cpu[name]):7.2f} "
+                f"{cell:7} {name:20} CPU µs/op median {statistics.median(cpu[name]):7.2f} "
                 f"(rounds {', '.join(f'{x:.2f}' for x in cpu[name])}); "
                 f"÷ before, paired median {statistics.median(paired):.3f}"
             )

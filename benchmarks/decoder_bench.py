@@ -155,21 +155,9 @@ def run(repeats: int = 5, seconds: float = 1.0) -> dict[str, Any]:
             }
         )
     out["ratios"] = ratios
-    out["build"] = _build()
     out["sync_rows"] = sync_rows
     out["async_rows"] = async_rows
     return out
-
-
-def _build() -> str:
-    """Which build of the hot modules ran: the decoder rows toggle only the decoder, in-process;
-    the core and the faces are compiled or not for the whole run (``MYSQLPOOL_NO_ACCEL=1``)."""
-    from mysqlpool_ext import _accel
-
-    compiled = _accel.compiled_modules()
-    if not compiled:
-        return "hot modules from source (pure Python)"
-    return f"hot modules compiled ({', '.join(compiled)})"
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -177,7 +165,6 @@ def _print(result: dict[str, Any]) -> None:
         f"server {result.get('server')}; load average before {result['load_before']}, "
         f"between {result['load_mid']}, after {result['load_after']}"
     )
-    print(f"build: {result.get('build')}; the decoder as each row says")
     print(f"{'face':30} {'subject':38} {'q/s':>7} {'cpu us/op':>9} {'paired ratio(s)':>30}  cell")
     for r in result["ratios"]:
         if "paired_vs_raw" in r:

@@ -102,13 +102,13 @@ def worker() -> int:
     import mysqlpool_ext
 
     try:
-        from mysqlpool_ext._accel import compiled_modules
+        from mysqlpool_ext import _rows
 
-        compiled = ", ".join(compiled_modules()) or "none"
+        compiled = "compiled" if _rows.has_accelerator() else "pure-Python"
     except ImportError:
         compiled = "?"
     print(f"[django_cpu] {os.environ.get('SHOP_ENGINE')}: mysqlpool_ext from "
-          f"{os.path.dirname(mysqlpool_ext.__file__)}, compiled: {compiled}",
+          f"{os.path.dirname(mysqlpool_ext.__file__)}, row decoder: {compiled}",
           file=sys.stderr)  # fmt: skip
     for line in sys.stdin:
         cmd = json.loads(line)

@@ -13,7 +13,6 @@ optional adapters.
 
 from __future__ import annotations
 
-from . import _accel  # noqa: F401 - first: compiled or source build, before the hot modules load
 from .config import PoolOptions
 from .connection import Connection, RowCount
 from .errors import (

@@ -225,9 +225,9 @@ async def agetconn(core: PoolCore, timeout: float) -> Connection:
     # One attempt under the lock: an idle connection, a permit, or a place in line.
     got = core.try_acquire(_TaskWaiter if timeout > 0 else None)
     if got.__class__ is Slot and core.vet(got, _monotonic()) is Verdict.LEND:
-        return core.lend(got)
+        return core.lend(got, 1)
     slot = await arun(core, core.borrow(timeout, _TaskWaiter, got))
-    return core.lend(slot)
+    return core.lend(slot, 1)
 
 
 async def agive_back(

@@ -491,16 +491,17 @@ class PoolCore:
             self.nconns -= 1
             self.grant_permit_locked()
 
-    def lend(self, slot: Slot) -> Connection:
-        """Hand ``slot`` out as a fresh lease; remember where the borrower is: the innermost
-        frame outside the pool's own files (compiled, they have no Python frames at all)."""
+    def lend(self, slot: Slot, depth: int) -> Connection:
+        """Hand ``slot`` out as a fresh lease; remember where the borrower is: the first frame
+        outside the pool's own files, looked for from ``depth`` frames up (the caller's known
+        share of the stack, to skip)."""
         lease = Connection.__new__(Connection)
         lease.__dict__ = slot.raw.__dict__
         now = _monotonic()
         slot.borrowed_at = now
         slot.fresh = False
         slot.leak_reported = False
-        frame: Any = sys._getframe()
+        frame: Any = sys._getframe(depth)
         while frame.f_back is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
             frame = frame.f_back
         if self.leak_timeout is None:

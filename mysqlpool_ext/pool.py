@@ -459,9 +459,9 @@ class ConnectionPool(StatementMethods):
         # One attempt under the lock: an idle connection, a permit, or a place in line.
         got = core.try_acquire(_ThreadWaiter if timeout > 0 else None)
         if got.__class__ is Slot and core.vet(got, _monotonic()) is Verdict.LEND:
-            return core.lend(got)
+            return core.lend(got, 2)
         slot = self._run(core.borrow(timeout, _ThreadWaiter, got))
-        return core.lend(slot)
+        return core.lend(slot, 2)
 
     def _give_back(self, lease: Connection, exc: BaseException | None, block: bool) -> None:
         proc = self._core.start_give_back(lease, exc, block)

@@ -193,7 +193,7 @@ def test_fresh_connection_is_not_checked_idle_one_is() -> None:
         {Open: lambda e: opened_slot(core, connector), Check: checks.append},
     )
     assert checks == []  # just opened: the handshake proved it alive
-    core.lend(slot)
+    core.lend(slot, 1)
     core.lent.discard(slot)
     core.idle.append(slot)
     assert core.vet(slot, slot.last_used + 1.0) is Verdict.CHECK
@@ -239,14 +239,14 @@ def test_block_end_commits_and_lost_transaction_raises() -> None:
     core, connector = make_core()
     slot = opened_slot(core, connector)
     core.nconns = 1
-    lease = core.lend(slot)
+    lease = core.lend(slot, 1)
     slot.raw.__dict__["server_status"] = 2 | IN_TRANS
     sent: list[bytes] = []
     proc = core.start_give_back(lease, None, True)
     assert proc is not None
     drive(proc, {Send: lambda e: (sent.append(e.sql), slot.raw.__dict__.update(server_status=2))})
     assert sent == [b"COMMIT"] and core.idle[-1] is slot
-    lease = core.lend(core.idle.pop())
+    lease = core.lend(core.idle.pop(), 1)
     slot.raw.__dict__.update(_mp_broken=True, server_status=2 | IN_TRANS)
     with pytest.raises(TransactionLostError):
         core.start_give_back(lease, None, True)
