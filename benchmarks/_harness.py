@@ -30,6 +30,7 @@ __all__ = [
     "measure",
     "median_row",
     "percentile",
+    "url_kwargs",
 ]
 
 #: One operation of one thread. It raises on failure (counted as an error, the loop goes on).
@@ -49,19 +50,23 @@ class BenchServer:
         return {**self.kwargs, **extra}
 
 
+#: What a benchmark connects with, of the keys ``parse_url`` gives.
+CONNECT_KEYS = ("host", "port", "user", "password", "database", "unix_socket")
+
+
+def url_kwargs(url: str, keys: tuple[str, ...] = CONNECT_KEYS) -> dict[str, Any]:
+    """The connect arguments of a ``mysql://`` URL, limited to ``keys``."""
+    from mysqlpool_ext.config import parse_url
+
+    return {k: v for k, v in parse_url(url).items() if k in keys}
+
+
 @contextlib.contextmanager
 def bench_server(url: str | None = None) -> Iterator[BenchServer]:
     """``MYSQLPOOL_TEST_URL`` (or ``url``) if set, else the tests' throwaway MariaDB."""
     url = url or os.environ.get("MYSQLPOOL_TEST_URL")
     if url:
-        from mysqlpool_ext.config import parse_url
-
-        kwargs = {
-            k: v
-            for k, v in parse_url(url).items()
-            if k in ("host", "port", "user", "password", "database", "unix_socket")
-        }
-        server = BenchServer(url=url, kwargs=kwargs, source="MYSQLPOOL_TEST_URL")
+        server = BenchServer(url=url, kwargs=url_kwargs(url), source="MYSQLPOOL_TEST_URL")
         server.version = _server_version(server)
         yield server
         return

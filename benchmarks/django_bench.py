@@ -259,13 +259,9 @@ def run(
 
         with bench_server() as server:
             return run(server.url, duration, repeats, quick, progress, servers, subjects)
-    from mysqlpool_ext.config import parse_url
+    from ._harness import url_kwargs
 
-    kwargs = {
-        k: v
-        for k, v in parse_url(url).items()
-        if k in ("host", "port", "user", "password", "database")
-    }
+    kwargs = url_kwargs(url, ("host", "port", "user", "password", "database"))
     kwargs.setdefault("host", urlsplit(url).hostname or "127.0.0.1")
     kwargs.setdefault("port", 3306)
     duration = max(duration, 1.0 if quick else 3.0)

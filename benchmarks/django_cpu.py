@@ -37,9 +37,12 @@ SUBJECTS: dict[str, dict[str, str]] = {
     "pool": {"SHOP_ENGINE": "pool"},
     "orm60": {"SHOP_ENGINE": "stock", "SHOP_CONN_MAX_AGE": "60"},
     "orm0": {"SHOP_ENGINE": "stock", "SHOP_CONN_MAX_AGE": "0"},
-    # Our ENGINE with the compiled build off (the pure-Python modules and row decoder).
+    # Our ENGINE with the pure-Python row decoder (what a wheel without a compiler runs).
     "pool_pure": {"SHOP_ENGINE": "pool", "MYSQLPOOL_NO_ACCEL": "1"},
 }
+
+#: The connect arguments the example project's settings take from a URL.
+_KEYS = ("host", "port", "user", "password", "database")
 
 
 # -- the worker: one subject, one process ----------------------------------------------------------
@@ -199,13 +202,9 @@ def run(
 
         with bench_server() as server:
             return run(server.url, subjects, view, rounds, requests, procs, say)
-    from mysqlpool_ext.config import parse_url
+    from ._harness import url_kwargs
 
-    kwargs = {
-        k: v
-        for k, v in parse_url(url).items()
-        if k in ("host", "port", "user", "password", "database")
-    }
+    kwargs = url_kwargs(url, _KEYS)
     _prepare(url, kwargs)
     path = next(p for k, _, p in SCENARIOS if k == view)
     # ``procs`` processes per subject (hash seeds 1..procs), taking turns: one process's luck
@@ -294,13 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         from ._harness import bench_server
 
         with bench_server(url) as server:
-            from mysqlpool_ext.config import parse_url
+            from ._harness import url_kwargs
 
-            kwargs = {
-                k: v
-                for k, v in parse_url(server.url).items()
-                if k in ("host", "port", "user", "password", "database")
-            }
+            kwargs = url_kwargs(server.url, _KEYS)
             _prepare(server.url, kwargs)
             path = next(p for k, _, p in SCENARIOS if k == args.view)
             w = _Worker(args.profile, server.url, 1)
