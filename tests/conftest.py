@@ -24,6 +24,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pymysql
 import pytest
+from poolkit import PoolMaker
 
 from mysqlpool_ext import ConnectionPool
 from mysqlpool_ext._server import DEFAULT_PASSWORD, ThrowawayServer, find_server_binary
@@ -211,16 +212,9 @@ def private_server() -> Iterator[ThrowawayServer]:
 def make_pool(db_kwargs: dict[str, Any]) -> Iterator[MakePool]:
     """``make_pool(**options)``: a pool on the test server (``db_kwargs`` + options), closed at
     the end of the test whatever happened."""
-    made: list[ConnectionPool] = []
-
-    def make(**options: Any) -> ConnectionPool:
-        pool = ConnectionPool(**{**db_kwargs, **options})
-        made.append(pool)
-        return pool
-
-    yield make
-    for pool in made:
-        pool.close()
+    maker = PoolMaker(db_kwargs)
+    yield maker
+    maker.close()
 
 
 @pytest.fixture
@@ -249,16 +243,9 @@ def own_user(mysql_server: Any, admin: pymysql.connections.Connection) -> Iterat
 @pytest.fixture
 def own_pool(own_user: dict[str, Any]) -> Iterator[Callable[..., ConnectionPool]]:
     """``own_pool(**options)``: like ``make_pool`` but on the test's own account."""
-    made: list[ConnectionPool] = []
-
-    def make(**options: Any) -> ConnectionPool:
-        pool = ConnectionPool(**{**own_user, **options})
-        made.append(pool)
-        return pool
-
-    yield make
-    for pool in made:
-        pool.close()
+    maker = PoolMaker(own_user)
+    yield maker
+    maker.close()
 
 
 @pytest.fixture

@@ -11,23 +11,15 @@ from typing import Any
 import pymysql
 import pytest
 from aiokit import MakePool, Ticker
-
-from mysqlpool_ext import ConnectionPool
+from poolkit import PoolMaker
 
 
 @pytest.fixture
 async def make_pool(db_kwargs: dict[str, Any]) -> AsyncIterator[MakePool]:
     """``make_pool(**options)``: a pool on the shared test server, closed after the test."""
-    made: list[ConnectionPool] = []
-
-    def make(**options: Any) -> ConnectionPool:
-        pool = ConnectionPool(**{**db_kwargs, **options})
-        made.append(pool)
-        return pool
-
-    yield make
-    for pool in made:
-        await pool.aclose()
+    maker = PoolMaker(db_kwargs)
+    yield maker
+    await maker.aclose()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ for extra in (HERE.parent / "reliability", HERE.parent / "faults"):
         sys.path.append(str(extra))
 
 from faces import FACES, Face  # noqa: E402
+from poolkit import PoolMaker  # noqa: E402
 from sessionkit import OTHER, OTHER_DB, SHADOWED  # noqa: E402
 
 from mysqlpool_ext import ConnectionPool  # noqa: E402
@@ -55,16 +56,9 @@ def session_tables(admin: pymysql.connections.Connection, mysql_server: Any) -> 
 def make_pool(db_kwargs: dict[str, Any], session_tables: None) -> Iterator[MakePool]:
     """``make_pool(**options)``: a pool on the shared server, closed after the test (before the
     tables are dropped: a leaked ``LOCK TABLES`` would otherwise block the drop)."""
-    made: list[ConnectionPool] = []
-
-    def make(**options: Any) -> ConnectionPool:
-        pool = ConnectionPool(**{**db_kwargs, **options})
-        made.append(pool)
-        return pool
-
-    yield make
-    for pool in made:
-        pool.close()
+    maker = PoolMaker(db_kwargs)
+    yield maker
+    maker.close()
 
 
 # -- Django -------------------------------------------------------------------------------------
