@@ -11,6 +11,7 @@ kill a server take ``fresh_pair``, a pair of their own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -85,9 +86,8 @@ def _make_pair() -> Pair:
     return pair
 
 
-@pytest.fixture(scope="module")
-def pair() -> Iterator[Pair]:
-    """A primary and a replica shared by a module's read-only tests."""
+@contextlib.contextmanager
+def _running_pair() -> Iterator[Pair]:
     _need_binary()
     p = _make_pair()
     try:
@@ -95,15 +95,17 @@ def pair() -> Iterator[Pair]:
     finally:
         p.replica.cleanup()
         p.primary.cleanup()
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Pair]:
+    """A primary and a replica shared by a module's read-only tests."""
+    with _running_pair() as p:
+        yield p
 
 
 @pytest.fixture
 def fresh_pair() -> Iterator[Pair]:
     """A pair of the test's own, free to be switched over or killed."""
-    _need_binary()
-    p = _make_pair()
-    try:
+    with _running_pair() as p:
         yield p
-    finally:
-        p.replica.cleanup()
-        p.primary.cleanup()
