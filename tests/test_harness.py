@@ -17,6 +17,8 @@ import pytest
 from mysqlpool_ext._server import DEFAULT_PASSWORD, ThrowawayServer, find_server_binary
 
 CONFTEST = (Path(__file__).parent / "conftest.py").read_text()
+#: Where the conftest's helper modules (``poolkit``) are imported from in an inner session.
+TESTS_DIR = str(Path(__file__).parent)
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 
 needs_binary = pytest.mark.skipif(
@@ -285,7 +287,9 @@ def guard_report(result: pytest.RunResult) -> str:
 @pytest.fixture
 def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A pytest session in a temp dir with our conftest, run in a subprocess."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([REPO_ROOT, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([REPO_ROOT, TESTS_DIR, os.environ.get("PYTHONPATH", "")])
+    )
     monkeypatch.delenv("MYSQLPOOL_TEST_URL", raising=False)
     pytester.makeconftest(CONFTEST)
     return pytester
@@ -349,7 +353,9 @@ def test_leak_guard_passes_a_clean_session(inner: pytest.Pytester) -> None:
 def test_missing_server_skips_but_fails_under_ci(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci: str
 ) -> None:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([REPO_ROOT, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([REPO_ROOT, TESTS_DIR, os.environ.get("PYTHONPATH", "")])
+    )
     monkeypatch.delenv("MYSQLPOOL_TEST_URL", raising=False)
     monkeypatch.setenv("CI", ci)
     # The same conftest, on a machine with no server binary and no Docker.
