@@ -224,9 +224,25 @@ async def agetconn(core: PoolCore, timeout: float) -> Connection:
         core.wake_maintenance()  # the blocking face gives leaked connections back
     # One attempt under the lock: an idle connection, a permit, or a place in line.
     got = core.try_acquire(_TaskWaiter if timeout > 0 else None)
+    start = None
+    if got.__class__ is _TaskWaiter and not core.refill_paused:
+        # The procedure's first step (wait in line), taken here without running a generator:
+        # under load most borrows wait, and the procedure's machinery costs more than the rest
+        # of the borrow. What a wait leaves behind is sorted out by the core, as there.
+        start = _monotonic()
+        timer = _watch(core, got, start + timeout)
+        try:
+            await got.fut
+        except BaseException:
+            core.leave_line(got, start)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        got = core.waited(got, start, timeout)
     if got.__class__ is Slot and core.vet(got, _monotonic()) is Verdict.LEND:
         return core.lend(got, 1)
-    slot = await arun(core, core.borrow(timeout, _TaskWaiter, got))
+    slot = await arun(core, core.borrow(timeout, _TaskWaiter, got, start))
     return core.lend(slot, 1)
 
 
@@ -281,5 +297,7 @@ async def aexecute_query(core: PoolCore, timeout: float, stmt: Statement) -> Any
     except BaseException as exc:
         await agive_back(core, conn, exc, True)
         raise
-    await agive_back(core, conn, None, True)
+    proc = core.start_give_back(conn, None, True)  # agive_back, one coroutine fewer
+    if proc is not None:
+        await arun(core, proc)
     return result

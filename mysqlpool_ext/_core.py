@@ -334,6 +334,21 @@ class PoolCore:
             self.wait_samples.append(waited)
         return result
 
+    def waited(self, waiter: Waiter, start: float, timeout: float) -> Slot | _Permit:
+        """After a wait that ended (woken or timed out): what the giver handed over; raises
+        the timeout, or :class:`PoolClosedError` when the pool closed meanwhile."""
+        result = self.end_wait(waiter, start)
+        if result is None:
+            raise self.timeout_error(start, timeout)
+        if isinstance(result, _Closed):
+            raise PoolClosedError(f"pool {self.name!r} was closed while waiting for a connection")
+        return result
+
+    def leave_line(self, waiter: Waiter, start: float) -> None:
+        """A wait interrupted (a signal, Ctrl-C, a cancellation, a closing loop): leave the
+        line, or pass on what a giver handed over at that very moment."""
+        self.unclaimed(self.end_wait(waiter, start))
+
     def unclaimed(self, result: Slot | _Permit | _Closed | None) -> None:
         """A waiter was handed a slot or a permit but goes away: pass it on."""
         if result is PERMIT:
@@ -366,15 +381,18 @@ class PoolCore:
         timeout: float,
         make_waiter: Callable[[], Waiter],
         first: Any = NOT_TRIED,
+        start: float | None = None,
     ) -> Procedure:
         """The borrowing procedure: returns the slot to lend (see the module docstring).
 
         ``first``: what the face's own :meth:`try_acquire` (its fast path) returned — a slot, a
-        permit, a queued waiter or None — or :data:`NOT_TRIED`."""
+        permit, a queued waiter or None — or :data:`NOT_TRIED`; ``start``: when the borrow began,
+        if the face already waited (see :meth:`waited`)."""
         if self.refill_paused:
             self.refill_paused = False
             self.wake_maintenance()
-        start = _monotonic()
+        if start is None:
+            start = _monotonic()
         deadline = start + timeout
         factory = make_waiter if timeout > 0 else None
         last_check_error: BaseException | None = None
@@ -390,18 +408,9 @@ class PoolCore:
                 try:
                     yield Wait(got, deadline)
                 except BaseException:
-                    # Interrupted (a signal, Ctrl-C, a cancellation, a closing loop): leave the
-                    # line, or pass on what a giver handed over at that very moment.
-                    self.unclaimed(self.end_wait(got, start))
+                    self.leave_line(got, start)
                     raise
-                result = self.end_wait(got, start)
-                if result is None:
-                    raise self.timeout_error(start, timeout)
-                if result is CLOSED:
-                    raise PoolClosedError(
-                        f"pool {self.name!r} was closed while waiting for a connection"
-                    )
-                got = result
+                got = self.waited(got, start, timeout)
             if got is PERMIT:
                 pause = self.replacement_pause()
                 if pause:

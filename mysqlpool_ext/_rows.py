@@ -43,6 +43,7 @@ __all__ = [
     "decode_rows",
     "has_accelerator",
     "make_dicts",
+    "response_complete",
     "set_accelerated",
     "skip_rows",
 ]
@@ -283,6 +284,14 @@ def py_skip_rows(buf: bytes | bytearray, pos: int, end: int) -> int:
     return pos
 
 
+def py_response_complete(buf: bytes, responses: int) -> bool:
+    """True when ``buf`` is exactly ``responses`` whole responses, each OK, ERR or one result set
+    (so the async face can take a first read as the answer without setting up its scanner);
+    False when more is to come, or for anything the scanner should judge (several result sets,
+    LOAD DATA LOCAL, 16 MiB packets). The pure version leaves it all to the scanner."""
+    return False
+
+
 def py_make_dicts(rows: Sequence[tuple[Any, ...]], names: Sequence[str]) -> list[dict[str, Any]]:
     """DictCursor's rows (``dict(zip(names, row))``) for a list of tuples."""
     return [dict(zip(names, r)) for r in rows]
@@ -302,6 +311,9 @@ make_dicts: Callable[..., list[dict[str, Any]]] = (
     _rows_c.make_dicts if _accelerated else py_make_dicts
 )
 skip_rows: Callable[[Any, int, int], int] = _rows_c.skip_rows if _accelerated else py_skip_rows
+response_complete: Callable[[bytes, int], bool] = (
+    _rows_c.response_complete if _accelerated else py_response_complete
+)
 
 
 def has_accelerator() -> bool:
@@ -320,14 +332,16 @@ def set_accelerated(on: bool) -> bool:
     For the benchmarks and the tests, which compare both in one process; applications choose
     with ``MYSQLPOOL_NO_ACCEL=1`` at start-up.
     """
-    global _accelerated, decode_rows, make_dicts, skip_rows
+    global _accelerated, decode_rows, make_dicts, skip_rows, response_complete
     _accelerated = bool(on) and _rows_c is not None
     if _accelerated:
         decode_rows = _rows_c.decode_rows
         make_dicts = _rows_c.make_dicts
         skip_rows = _rows_c.skip_rows
+        response_complete = _rows_c.response_complete
     else:
         decode_rows = py_decode_rows
         make_dicts = py_make_dicts
         skip_rows = py_skip_rows
+        response_complete = py_response_complete
     return _accelerated

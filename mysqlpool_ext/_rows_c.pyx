@@ -323,3 +323,58 @@ def skip_rows(buf, Py_ssize_t pos, Py_ssize_t end):
             return pos
         pos += 4 + length
     return pos
+
+
+def response_complete(bytes buf, int responses):
+    """See ``mysqlpool_ext._rows.py_response_complete``: the scanner's walk, compiled."""
+    cdef const unsigned char* b = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t n = len(buf)
+    cdef Py_ssize_t pos = 0, length, end, p
+    cdef int state = 0  # 0 first packet, 1 column definitions, 2 their EOF, 3 rows
+    cdef unsigned long long cols = 0
+    cdef unsigned char first, c
+    cdef unsigned int status
+    while pos + 4 <= n:
+        length = b[pos] | (b[pos + 1] << 8) | (b[pos + 2] << 16)
+        end = pos + 4 + length
+        if end > n or length >= 0xFFFFFF:
+            return False
+        first = b[pos + 4] if length else 0
+        if state == 3:
+            if first == 0xFE and length < 9:
+                status = (b[pos + 7] | (b[pos + 8] << 8)) if length >= 5 else 0
+                if status & 0x0008:  # SERVER_MORE_RESULTS_EXISTS: the scanner walks those
+                    return False
+                responses -= 1
+                state = 0
+            elif first == 0xFF:
+                responses -= 1
+                state = 0
+        elif state == 0:
+            if responses <= 0 or not length:
+                return False
+            if first == 0x00:  # OK: affected rows, insert id (length-coded), then the flags
+                p = pos + 5
+                for _ in range(2):
+                    if p >= end:
+                        return False
+                    c = b[p]
+                    p += 1 if c < 0xFB else 3 if c == 0xFC else 4 if c == 0xFD else 9
+                if p + 2 > end or (b[p] | (b[p + 1] << 8)) & 0x0008:
+                    return False
+                responses -= 1
+            elif first == 0xFF:
+                responses -= 1
+            elif first < 0xFB:
+                cols = first
+                state = 1
+            else:  # LOCAL INFILE (0xFB) or a wide column count: the scanner's to judge
+                return False
+        elif state == 1:
+            cols -= 1
+            if not cols:
+                state = 2
+        else:
+            state = 3
+        pos = end
+    return pos == n and state == 0 and responses == 0

@@ -225,3 +225,64 @@ def test_skip_rows(payloads: list[bytes], start: int, cut: int) -> None:
     for data in (buf, bytearray(buf)):
         assert _rows._rows_c.skip_rows(data, start, end) == _skip_reference(buf, start, end)
     assert _rows.py_skip_rows(buf, start, end) == start
+
+
+def _packet(payload: bytes, seq: int = 0) -> bytes:
+    return struct.pack("<I", len(payload))[:3] + bytes([seq & 0xFF]) + payload
+
+
+_MORE = 0x0008  # SERVER_MORE_RESULTS_EXISTS: another result follows (the scanner's to walk)
+
+
+def _ok(status: int) -> tuple[bytes, bool]:
+    # affected rows 1, insert id 10000 (a 3-byte length-coded integer), flags, warnings
+    payload = b"\x00\x01\xfc\x10\x27" + struct.pack("<HH", status, 0)
+    return _packet(payload), not status & _MORE
+
+
+def _result_set(ncols: int, rows: list[bytes], status: int) -> tuple[bytes, bool]:
+    out = _packet(bytes([ncols]))
+    out += b"".join(_packet(b"\x03def" + b"c" * 20) for _ in range(ncols))
+    out += _packet(b"\xfe\x00\x00\x02\x00")
+    out += b"".join(_packet(b"".join(_lenenc(v) for v in row)) for row in rows)
+    return out + _packet(b"\xfe\x00\x00" + struct.pack("<H", status)), not status & _MORE
+
+
+_RESPONSE = st.one_of(
+    st.builds(_ok, st.sampled_from([0x0002, 0x0002 | _MORE, 0x4002])),
+    st.just((_packet(b"\xff\x28\x04#42000syntax"), True)),
+    st.builds(
+        _result_set,
+        st.integers(1, 4),
+        st.lists(st.lists(st.binary(max_size=12), min_size=1, max_size=4), max_size=5),
+        st.sampled_from([0x0002, 0x0002 | _MORE, 0x0003]),
+    ),
+    st.just((_packet(b"\xfbdata.csv"), False)),  # LOAD DATA LOCAL: the scanner raises
+    st.tuples(st.binary(max_size=30), st.just(False)),  # garbage
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(responses=st.lists(_RESPONSE, min_size=1, max_size=3), cut=st.integers(0, 40))
+def test_response_complete_agrees_with_the_scanner(
+    responses: list[tuple[bytes, bool]], cut: int
+) -> None:
+    """The async face's first-read shortcut: the compiled check says "complete" only where the
+    scanner would have finished without error on the same bytes, and it does say it for whole
+    OK / ERR / plain result-set answers (else the shortcut would never be taken)."""
+    from mysqlpool_ext._wire_async import _Reader
+
+    if not _rows.has_accelerator():
+        pytest.skip("compiled decoder not built")
+    whole = b"".join(r for r, _ in responses)
+    buf = whole[: max(0, len(whole) - cut)]
+    count = len(responses)
+    complete = _rows._rows_c.response_complete(buf, count)
+    if complete:
+        reader = _Reader(None, count)  # type: ignore[arg-type] - fed directly, never reads
+        assert reader.feed(buf)
+        assert reader.error is None
+        assert reader.result() == buf
+    if cut == 0 and all(simple for _, simple in responses):
+        assert complete
+    assert _rows.py_response_complete(buf, count) is False
