@@ -60,7 +60,9 @@ class _TaskWaiter:
         if self.loop.is_closed():
             return False
         if threading.get_ident() == self.thread:
-            _resolve(self.fut)
+            fut = self.fut  # _resolve, inline: a giver wakes a waiter on most give-backs
+            if not fut.done():
+                fut.set_result(None)
             return True
         try:
             self.loop.call_soon_threadsafe(_resolve, self.fut)

@@ -56,7 +56,29 @@ _USER_VARIABLE = re.compile(rb"(?<!@)@(?!@)")
 _LAST_INSERT_ID_SET = re.compile(rb"last_insert_id\s*\(\s*[^\s)]")
 
 
+#: Verdicts of :func:`may_change_untracked_state` by statement text: an application sends the
+#: same few statements over and over, and a dict lookup costs a tenth of the check.
+_VERDICTS: dict[bytes, bool] = {}
+_VERDICTS_MAX = 1024
+_SHORT_TEXT = 256  # longer texts (big INSERTs) are checked, not remembered
+
+
 def may_change_untracked_state(sql: bytes) -> bool:
+    """Whether a statement's text may change session state the server does not report
+    (remembered for short texts, see :data:`_VERDICTS`)."""
+    if sql.__class__ is not bytes:  # a bytearray (executemany's batches): not a dict key
+        return _may_change_untracked_state(sql)
+    verdict = _VERDICTS.get(sql)
+    if verdict is None:
+        verdict = _may_change_untracked_state(sql)
+        if len(sql) <= _SHORT_TEXT:
+            if len(_VERDICTS) >= _VERDICTS_MAX:
+                _VERDICTS.clear()  # a program that builds its SQL as text: start afresh
+            _VERDICTS[sql] = verdict
+    return verdict
+
+
+def _may_change_untracked_state(sql: bytes) -> bool:
     """Whether a statement's text may change session state the server does not report.
 
     A short statement: one regular expression over the lower-cased text (~0.3 µs). A longer one:
