@@ -242,8 +242,10 @@ async def agetconn(core: PoolCore, timeout: float) -> Connection:
             if timer is not None:
                 timer.cancel()
         got = core.waited(got, start, timeout)
-    if got.__class__ is Slot and core.vet(got, _monotonic()) is Verdict.LEND:
-        return core.lend(got, 1)
+    if got.__class__ is Slot:
+        now = _monotonic()
+        if core.vet(got, now) is Verdict.LEND:
+            return core.lend(got, 1, now)
     slot = await arun(core, core.borrow(timeout, _TaskWaiter, got, start))
     return core.lend(slot, 1)
 

@@ -500,14 +500,13 @@ class PoolCore:
             self.nconns -= 1
             self.grant_permit_locked()
 
-    def lend(self, slot: Slot, depth: int) -> Connection:
+    def lend(self, slot: Slot, depth: int, now: float | None = None) -> Connection:
         """Hand ``slot`` out as a fresh lease; remember where the borrower is: the first frame
         outside the pool's own files, looked for from ``depth`` frames up (the caller's known
-        share of the stack, to skip)."""
+        share of the stack, to skip). ``now``: the time :meth:`vet` was given, if just taken."""
         lease = Connection.__new__(Connection)
         lease.__dict__ = slot.raw.__dict__
-        now = _monotonic()
-        slot.borrowed_at = now
+        slot.borrowed_at = _monotonic() if now is None else now
         slot.fresh = False
         slot.leak_reported = False
         frame: Any = sys._getframe(depth)

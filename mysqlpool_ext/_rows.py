@@ -54,6 +54,7 @@ __all__ = [
 MORE, EOF, OTHER = 0, 1, 2
 
 MAX_PACKET = 0xFFFFFF
+_MORE_RESULTS = 0x0008  # SERVER_MORE_RESULTS_EXISTS in an EOF's or OK's status flags
 
 # Column kinds: how a field's bytes become a value (the same numbers in _rows_c.pyx).
 K_RAW = 0  # no encoding, no converter: the bytes
@@ -285,11 +286,57 @@ def py_skip_rows(buf: bytes | bytearray, pos: int, end: int) -> int:
 
 
 def py_response_complete(buf: bytes, responses: int) -> bool:
-    """True when ``buf`` is exactly ``responses`` whole responses, each OK, ERR or one result set
-    (so the async face can take a first read as the answer without setting up its scanner);
-    False when more is to come, or for anything the scanner should judge (several result sets,
-    LOAD DATA LOCAL, 16 MiB packets). The pure version leaves it all to the scanner."""
-    return False
+    """True when ``buf`` is exactly ``responses`` whole responses, each an OK, an ERR or one
+    result set, so the async face can take a first read as the answer without setting up its
+    scanner; False when more is to come, and for anything the scanner should judge (several
+    result sets, LOAD DATA LOCAL, packets of 16 MiB or more)."""
+    n = len(buf)
+    pos = 0
+    state = 0  # 0: a response's first packet, 1: column definitions, 2: their EOF, 3: rows
+    cols = 0
+    while pos + 4 <= n:
+        length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+        end = pos + 4 + length
+        if end > n or length >= MAX_PACKET:
+            return False
+        first = buf[pos + 4] if length else 0
+        if state == 3:
+            if first == 0xFE and length < 9:
+                if length >= 5 and (buf[pos + 7] | buf[pos + 8] << 8) & _MORE_RESULTS:
+                    return False
+                responses -= 1
+                state = 0
+            elif first == 0xFF:
+                responses -= 1
+                state = 0
+        elif state == 0:
+            if responses <= 0 or not length:
+                return False
+            if first == 0x00:  # OK: affected rows, insert id (length-coded), then the flags
+                p = pos + 5
+                for _ in range(2):
+                    if p >= end:
+                        return False
+                    c = buf[p]
+                    p += 1 if c < 0xFB else 3 if c == 0xFC else 4 if c == 0xFD else 9
+                if p + 2 > end or (buf[p] | buf[p + 1] << 8) & _MORE_RESULTS:
+                    return False
+                responses -= 1
+            elif first == 0xFF:
+                responses -= 1
+            elif first < 0xFB:
+                cols = first
+                state = 1
+            else:  # LOCAL INFILE (0xFB) or a wide column count: the scanner's to judge
+                return False
+        elif state == 1:
+            cols -= 1
+            if not cols:
+                state = 2
+        else:
+            state = 3
+        pos = end
+    return pos == n and state == 0 and responses == 0
 
 
 def py_make_dicts(rows: Sequence[tuple[Any, ...]], names: Sequence[str]) -> list[dict[str, Any]]:

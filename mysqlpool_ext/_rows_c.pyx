@@ -326,7 +326,7 @@ def skip_rows(buf, Py_ssize_t pos, Py_ssize_t end):
 
 
 def response_complete(bytes buf, int responses):
-    """See ``mysqlpool_ext._rows.py_response_complete``: the scanner's walk, compiled."""
+    """See ``mysqlpool_ext._rows.py_response_complete``: the same walk, compiled."""
     cdef const unsigned char* b = <const unsigned char*>PyBytes_AS_STRING(buf)
     cdef Py_ssize_t n = len(buf)
     cdef Py_ssize_t pos = 0, length, end, p

@@ -358,7 +358,13 @@ class ConnectionPool(StatementMethods):
         Waits up to ``timeout`` seconds (default: the pool's ``timeout``), ``retry_num`` more
         times, then raises :class:`GetConnectionFromPoolError`.
         """
-        if isinstance(retry_num, bool) or not isinstance(retry_num, int) or retry_num < 0:
+        if retry_num.__class__ is not int and (
+            isinstance(retry_num, bool) or not isinstance(retry_num, int)
+        ):
+            raise ConfigError(
+                f"pool {self.name!r}: retry_num must be an integer >= 0", option="retry_num"
+            )
+        if retry_num < 0:
             raise ConfigError(
                 f"pool {self.name!r}: retry_num must be an integer >= 0", option="retry_num"
             )
@@ -458,8 +464,10 @@ class ConnectionPool(StatementMethods):
             self._reclaim_leaked()
         # One attempt under the lock: an idle connection, a permit, or a place in line.
         got = core.try_acquire(_ThreadWaiter if timeout > 0 else None)
-        if got.__class__ is Slot and core.vet(got, _monotonic()) is Verdict.LEND:
-            return core.lend(got, 2)
+        if got.__class__ is Slot:
+            now = _monotonic()
+            if core.vet(got, now) is Verdict.LEND:
+                return core.lend(got, 2, now)
         slot = self._run(core.borrow(timeout, _ThreadWaiter, got))
         return core.lend(slot, 2)
 
