@@ -114,40 +114,11 @@ def _head(conn: Any, buf: bytes, end: int, seq: int) -> Any:
     """The plan for the result set that starts ``buf``, with the position and sequence number of
     its first row packet; ``None`` when it is not a plain result set (PyMySQL's to read);
     ``_INCOMPLETE`` when the column definitions are not all in ``buf[:end]`` yet."""
-    if end < 4:
-        return _INCOMPLETE
-    length = buf[0] | buf[1] << 8 | buf[2] << 16
-    if 4 + length > end:
-        return _INCOMPLETE
-    if buf[3] != seq or length == 0 or length >= 9:
-        return None
-    first = buf[4]
-    if first < 0xFB:
-        ncols = first
-    elif first == 0xFC and length >= 3:
-        ncols = buf[5] | buf[6] << 8
-    elif first == 0xFD and length >= 4:
-        ncols = buf[5] | buf[6] << 8 | buf[7] << 16
-    else:
-        return None  # 0xFB LOAD DATA LOCAL, 0xFE, 0xFF ERR; 0x00 (OK) is ncols == 0 below
-    if ncols == 0:
-        return None
-    pos = 4 + length
-    seq = (seq + 1) & 0xFF
-    start = pos
-    for _ in range(ncols + 1):  # the definitions, then their EOF
-        if pos + 4 > end:
-            return _INCOMPLETE
-        length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
-        if pos + 4 + length > end:
-            return _INCOMPLETE
-        if buf[pos + 3] != seq or length == 0 or length >= MAX_PACKET or buf[pos + 4] == 0xFF:
-            return None
-        seq = (seq + 1) & 0xFF
-        pos += 4 + length
-    if length >= 9 or buf[pos - length] != 0xFE:
-        return None  # PyMySQL asserts an EOF here
-    key = buf[start : pos - 4 - length]
+    walk = _rows.scan_head(buf, end, seq)
+    if walk.__class__ is not tuple:
+        return None if walk is None else _INCOMPLETE
+    ncols, start, defs_end, pos, seq = walk
+    key = buf[start:defs_end]
     plans = _plans(conn)
     plan = plans.get(key)
     if plan is None or not plan.still_valid(conn.decoders):

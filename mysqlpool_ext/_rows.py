@@ -36,6 +36,7 @@ from pymysql import converters as _conv
 
 __all__ = [
     "EOF",
+    "INCOMPLETE",
     "MORE",
     "OTHER",
     "Plan",
@@ -44,6 +45,7 @@ __all__ = [
     "has_accelerator",
     "make_dicts",
     "response_complete",
+    "scan_head",
     "set_accelerated",
     "skip_rows",
 ]
@@ -52,6 +54,8 @@ __all__ = [
 #: buffer. ``EOF``: an EOF packet starts at ``pos`` (not consumed). ``OTHER``: the packet at
 #: ``pos`` (or a field in it) is something only PyMySQL should read.
 MORE, EOF, OTHER = 0, 1, 2
+#: :func:`scan_head`'s answer when the column definitions are not all in the buffer yet.
+INCOMPLETE = -1
 
 MAX_PACKET = 0xFFFFFF
 _MORE_RESULTS = 0x0008  # SERVER_MORE_RESULTS_EXISTS in an EOF's or OK's status flags
@@ -278,6 +282,48 @@ def py_decode_rows(
         seq = (seq + 1) & 0xFF
 
 
+def py_scan_head(buf: bytes | bytearray, end: int, seq: int) -> Any:
+    """Where the result set that starts ``buf`` has its parts: ``(ncols, defs, defs_end, pos,
+    seq)`` -- the column definitions are ``buf[defs:defs_end]``, and the first row packet (with
+    sequence number ``seq``) starts at ``pos`` after their EOF. ``None`` when it is not a plain
+    result set (an OK, an ERR, LOAD DATA LOCAL, a sequence number out of step, 16 MiB packets:
+    PyMySQL's to read); :data:`INCOMPLETE` when the definitions are not all in ``buf[:end]``."""
+    if end < 4:
+        return INCOMPLETE
+    length = buf[0] | buf[1] << 8 | buf[2] << 16
+    if 4 + length > end:
+        return INCOMPLETE
+    if buf[3] != seq or length == 0 or length >= 9:
+        return None
+    first = buf[4]
+    if first < 0xFB:
+        ncols = first
+    elif first == 0xFC and length >= 3:
+        ncols = buf[5] | buf[6] << 8
+    elif first == 0xFD and length >= 4:
+        ncols = buf[5] | buf[6] << 8 | buf[7] << 16
+    else:
+        return None  # 0xFB LOAD DATA LOCAL, 0xFE, 0xFF ERR; 0x00 (OK) is ncols == 0 below
+    if ncols == 0:
+        return None
+    pos = 4 + length
+    seq = (seq + 1) & 0xFF
+    start = pos
+    for _ in range(ncols + 1):  # the definitions, then their EOF
+        if pos + 4 > end:
+            return INCOMPLETE
+        length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+        if pos + 4 + length > end:
+            return INCOMPLETE
+        if buf[pos + 3] != seq or length == 0 or length >= MAX_PACKET or buf[pos + 4] == 0xFF:
+            return None
+        seq = (seq + 1) & 0xFF
+        pos += 4 + length
+    if length >= 9 or buf[pos - length] != 0xFE:
+        return None  # PyMySQL asserts an EOF here
+    return ncols, start, pos - 4 - length, pos, seq
+
+
 def py_skip_rows(buf: bytes | bytearray, pos: int, end: int) -> int:
     """The position of the first packet from ``pos`` that is not a complete, ordinary row packet
     (incomplete, 16 MiB or more, EOF or ERR): what the async face's response scanner would
@@ -358,6 +404,7 @@ make_dicts: Callable[..., list[dict[str, Any]]] = (
     _rows_c.make_dicts if _accelerated else py_make_dicts
 )
 skip_rows: Callable[[Any, int, int], int] = _rows_c.skip_rows if _accelerated else py_skip_rows
+scan_head: Callable[[Any, int, int], Any] = _rows_c.scan_head if _accelerated else py_scan_head
 response_complete: Callable[[bytes, int], bool] = (
     _rows_c.response_complete if _accelerated else py_response_complete
 )
@@ -379,16 +426,18 @@ def set_accelerated(on: bool) -> bool:
     For the benchmarks and the tests, which compare both in one process; applications choose
     with ``MYSQLPOOL_NO_ACCEL=1`` at start-up.
     """
-    global _accelerated, decode_rows, make_dicts, skip_rows, response_complete
+    global _accelerated, decode_rows, make_dicts, skip_rows, response_complete, scan_head
     _accelerated = bool(on) and _rows_c is not None
     if _accelerated:
         decode_rows = _rows_c.decode_rows
         make_dicts = _rows_c.make_dicts
         skip_rows = _rows_c.skip_rows
         response_complete = _rows_c.response_complete
+        scan_head = _rows_c.scan_head
     else:
         decode_rows = py_decode_rows
         make_dicts = py_make_dicts
         skip_rows = py_skip_rows
         response_complete = py_response_complete
+        scan_head = py_scan_head
     return _accelerated

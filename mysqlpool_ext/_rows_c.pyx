@@ -378,3 +378,50 @@ def response_complete(bytes buf, int responses):
             state = 3
         pos = end
     return pos == n and state == 0 and responses == 0
+
+
+def scan_head(buf, Py_ssize_t end, int seq):
+    """See ``mysqlpool_ext._rows.py_scan_head``: the same walk, compiled."""
+    cdef const unsigned char* b
+    cdef Py_ssize_t length, pos, start, i, ncols
+    if isinstance(buf, bytearray):
+        b = <const unsigned char*>PyByteArray_AS_STRING(buf)
+        if end > PyByteArray_GET_SIZE(buf):
+            raise ValueError("end is past the buffer")
+    else:
+        b = <const unsigned char*>PyBytes_AS_STRING(<bytes>buf)
+        if end > len(<bytes>buf):
+            raise ValueError("end is past the buffer")
+    if end < 4:
+        return -1
+    length = b[0] | (b[1] << 8) | (b[2] << 16)
+    if 4 + length > end:
+        return -1
+    if b[3] != seq or length == 0 or length >= 9:
+        return None
+    if b[4] < 0xFB:
+        ncols = b[4]
+    elif b[4] == 0xFC and length >= 3:
+        ncols = b[5] | (b[6] << 8)
+    elif b[4] == 0xFD and length >= 4:
+        ncols = b[5] | (b[6] << 8) | (b[7] << 16)
+    else:
+        return None
+    if ncols == 0:
+        return None
+    pos = 4 + length
+    seq = (seq + 1) & 0xFF
+    start = pos
+    for i in range(ncols + 1):
+        if pos + 4 > end:
+            return -1
+        length = b[pos] | (b[pos + 1] << 8) | (b[pos + 2] << 16)
+        if pos + 4 + length > end:
+            return -1
+        if b[pos + 3] != seq or length == 0 or length >= 0xFFFFFF or b[pos + 4] == 0xFF:
+            return None
+        seq = (seq + 1) & 0xFF
+        pos += 4 + length
+    if length >= 9 or b[pos - length] != 0xFE:
+        return None
+    return ncols, start, pos - 4 - length, pos, seq

@@ -241,11 +241,13 @@ def _ok(status: int) -> tuple[bytes, bool]:
 
 
 def _result_set(ncols: int, rows: list[bytes], status: int) -> tuple[bytes, bool]:
-    out = _packet(bytes([ncols]))
-    out += b"".join(_packet(b"\x03def" + b"c" * 20) for _ in range(ncols))
-    out += _packet(b"\xfe\x00\x00\x02\x00")
-    out += b"".join(_packet(b"".join(_lenenc(v) for v in row)) for row in rows)
-    return out + _packet(b"\xfe\x00\x00" + struct.pack("<H", status)), not status & _MORE
+    payloads = [bytes([ncols])]
+    payloads += [b"\x03def" + b"c" * 20 for _ in range(ncols)]
+    payloads.append(b"\xfe\x00\x00\x02\x00")
+    payloads += [b"".join(_lenenc(v) for v in row) for row in rows]
+    payloads.append(b"\xfe\x00\x00" + struct.pack("<H", status))
+    out = b"".join(_packet(p, seq) for seq, p in enumerate(payloads))
+    return out, not status & _MORE
 
 
 _RESPONSE = st.one_of(
@@ -285,3 +287,38 @@ def test_response_complete_agrees_with_the_scanner(
         assert reader.result() == buf
     if cut == 0 and all(simple for _, simple in responses):
         assert complete
+
+
+_RESULT_SET = st.builds(
+    _result_set,
+    st.integers(1, 4),
+    st.lists(st.lists(st.binary(max_size=12), min_size=1, max_size=4), max_size=3),
+    st.just(0x0002),
+).map(lambda r: (r[0], True))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    head=st.one_of(_RESULT_SET, _RESPONSE.map(lambda r: (r[0], False))),
+    seq=st.integers(0, 2),
+    cut=st.integers(0, 40),
+)
+def test_scan_head_pure_and_compiled_agree(head: tuple[bytes, bool], seq: int, cut: int) -> None:
+    """The walk over a result set's column definitions: same answer from both twins; a whole
+    result set is found; where it finds one, the parts it names are the packets PyMySQL reads."""
+    buf, result_set = head
+    end = max(0, len(buf) - cut)
+    found = _rows.py_scan_head(buf, end, seq)
+    if _rows.has_accelerator():
+        for data in (buf, bytearray(buf)):
+            assert _rows._rows_c.scan_head(data, end, seq) == found
+    if result_set and cut == 0 and seq == 0:
+        assert isinstance(found, tuple)
+    if isinstance(found, tuple):
+        ncols, defs, defs_end, pos, next_seq = found
+        assert buf[3] == seq and buf[4] == ncols
+        assert defs < defs_end < pos <= end
+        assert buf[defs_end + 4] == 0xFE  # the definitions' EOF follows them
+        assert next_seq == (seq + ncols + 2) & 0xFF
+    else:
+        assert found is None or found == _rows.INCOMPLETE
