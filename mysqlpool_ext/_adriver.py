@@ -220,8 +220,11 @@ async def _reset(core: PoolCore, raw: Connection, plan: ResetPlan) -> None:
         raw.__dict__["_mp_db_changed"] = False
 
 
-async def agetconn(core: PoolCore, timeout: float) -> Connection:
-    """Borrow without blocking the loop: the blocking face's ``_getconn``, awaited."""
+async def agetconn(core: PoolCore, timeout: float, depth: int = 1) -> Connection:
+    """Borrow without blocking the loop: the blocking face's ``_getconn``, awaited.
+
+    ``depth``: how many frames up the borrower is (1: the caller), for :meth:`PoolCore.lend`
+    to start its search for the borrower's line there."""
     if core.leaked:
         core.wake_maintenance()  # the blocking face gives leaked connections back
     # One attempt under the lock: an idle connection, a permit, or a place in line.
@@ -245,9 +248,9 @@ async def agetconn(core: PoolCore, timeout: float) -> Connection:
     if got.__class__ is Slot:
         now = _monotonic()
         if core.vet(got, now) is Verdict.LEND:
-            return core.lend(got, 1, now)
+            return core.lend(got, depth, now)
     slot = await arun(core, core.borrow(timeout, _TaskWaiter, got, start))
-    return core.lend(slot, 1)
+    return core.lend(slot, depth)
 
 
 async def agive_back(
@@ -276,7 +279,7 @@ class AsyncBorrow:
         self.conn: Connection | None = None
 
     async def __aenter__(self) -> Connection:
-        conn = await agetconn(self.core, self.timeout)
+        conn = await agetconn(self.core, self.timeout, 2)  # the borrower's ``async with``
         if self.begin:
             try:
                 await aio_command(conn, "BEGIN")
@@ -295,7 +298,8 @@ class AsyncBorrow:
 
 async def aexecute_query(core: PoolCore, timeout: float, stmt: Statement) -> Any:
     """Borrow, run one statement, commit what is open, give back (``pool.aexecute_query``)."""
-    conn = await agetconn(core, timeout)
+    # The borrower is past this coroutine and StatementMethods.aexecute_query.
+    conn = await agetconn(core, timeout, 3)
     try:
         result = await aio_run_query(conn, stmt)
     except BaseException as exc:

@@ -437,7 +437,7 @@ class ConnectionPool(StatementMethods):
         """Borrow without blocking the event loop; give back with ``conn.close()`` (or, better,
         ``await pool.aputconn(conn)``, which does not block the loop when a reset is needed)."""
         return await _async_face().agetconn(
-            self._core, self._timeout if timeout is None else check_timeout(timeout)
+            self._core, self._timeout if timeout is None else check_timeout(timeout), 2
         )
 
     async def aputconn(self, conn: Connection) -> None:
