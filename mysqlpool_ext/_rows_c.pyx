@@ -303,18 +303,22 @@ def make_dicts(rows, tuple names):
     return result
 
 
+cdef const unsigned char* _bytes_of(buf, Py_ssize_t end) except NULL:
+    """The bytes of a ``bytes`` or ``bytearray``, checked to hold at least ``end`` of them."""
+    if isinstance(buf, bytearray):
+        if end > PyByteArray_GET_SIZE(buf):
+            raise ValueError("end is past the buffer")
+        return <const unsigned char*>PyByteArray_AS_STRING(buf)
+    if end > len(<bytes>buf):
+        raise ValueError("end is past the buffer")
+    return <const unsigned char*>PyBytes_AS_STRING(<bytes>buf)
+
+
 def skip_rows(buf, Py_ssize_t pos, Py_ssize_t end):
     """See ``mysqlpool_ext._rows.py_skip_rows``: the same answer, compiled."""
     cdef const unsigned char* b
     cdef Py_ssize_t length
-    if isinstance(buf, bytearray):
-        b = <const unsigned char*>PyByteArray_AS_STRING(buf)
-        if end > PyByteArray_GET_SIZE(buf):
-            raise ValueError("end is past the buffer")
-    else:
-        b = <const unsigned char*>PyBytes_AS_STRING(<bytes>buf)
-        if end > len(<bytes>buf):
-            raise ValueError("end is past the buffer")
+    b = _bytes_of(buf, end)
     while pos + 4 <= end:
         length = b[pos] | (b[pos + 1] << 8) | (b[pos + 2] << 16)
         if length >= 0xFFFFFF or pos + 4 + length > end:
@@ -384,14 +388,7 @@ def scan_head(buf, Py_ssize_t end, int seq):
     """See ``mysqlpool_ext._rows.py_scan_head``: the same walk, compiled."""
     cdef const unsigned char* b
     cdef Py_ssize_t length, pos, start, i, ncols
-    if isinstance(buf, bytearray):
-        b = <const unsigned char*>PyByteArray_AS_STRING(buf)
-        if end > PyByteArray_GET_SIZE(buf):
-            raise ValueError("end is past the buffer")
-    else:
-        b = <const unsigned char*>PyBytes_AS_STRING(<bytes>buf)
-        if end > len(<bytes>buf):
-            raise ValueError("end is past the buffer")
+    b = _bytes_of(buf, end)
     if end < 4:
         return -1
     length = b[0] | (b[1] << 8) | (b[2] << 16)
