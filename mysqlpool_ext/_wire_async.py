@@ -5,9 +5,11 @@ thread reached 0.38x aiomysql's throughput; a second driver would mean a second 
 with its own type conversions. Here one :class:`~mysqlpool_ext.Connection` class serves both faces
 and PyMySQL still does the parsing:
 
-- a command is written with a non-blocking ``send``; the response is read by a reader callback
-  registered on the event loop, which needs only packet headers and first bytes to know where
-  the response ends (OK / ERR / column count, column definitions, EOF, rows, EOF, and again
+- a command is written with a non-blocking ``send``; the task then lets the others run once and
+  reads: under load the whole answer is usually there, and a check of its packets
+  (``_rows.response_complete``) takes it as it is. Otherwise the response is read by a reader
+  callback registered on the event loop, which needs only packet headers and first bytes to know
+  where the response ends (OK / ERR / column count, column definitions, EOF, rows, EOF, and again
   while the server says more results follow). PyMySQL then parses the buffered bytes unchanged
   (``_read_query_result`` over a ``BytesIO``), so rows, conversions and errors are the sync face's;
   a single plain result set is decoded by ``_fastresult.read_result_async`` (per-column plans
