@@ -33,7 +33,7 @@ from pymysql.protocol import MysqlPacket
 
 from . import _rows
 from ._protocol import note_status, read_query_result_tracked
-from ._rows import EOF, MAX_PACKET, MORE, Plan
+from ._rows import EOF, MAX_PACKET, MISS, MORE, Plan
 
 __all__ = ["read_result_async", "read_result_sync"]
 
@@ -134,8 +134,16 @@ def _result(conn: Any, plan: Plan, rows: list[Any], buf: bytes, eof: int, seq: i
     if (buf[eof] | buf[eof + 1] << 8 | buf[eof + 2] << 16) < 5:
         return None
     warning_count, status = _EOF_BODY.unpack_from(buf, eof + 5)
-    # The attributes MySQLResult.read() leaves, set in one go (its __init__ plus a dozen
-    # attribute stores were a visible part of a one-row query).
+    return _store(conn, plan, tuple(rows), warning_count, status, (seq + 1) & 0xFF)
+
+
+def _store(
+    conn: Any, plan: Plan, rows: tuple[Any, ...], warning_count: int, status: int, next_seq: int
+) -> Any:
+    """The connection's state after PyMySQL read this result set: ``_result`` (a MySQLResult
+    with the attributes ``MySQLResult.read()`` leaves, set in one go: its ``__init__`` plus a
+    dozen attribute stores were a visible part of a one-row query), ``_next_seq_id``, and the
+    EOF's flags in ``server_status``."""
     result = _new_result(_MySQLResult)
     result.__dict__ = {
         "connection": None,
@@ -146,13 +154,13 @@ def _result(conn: Any, plan: Plan, rows: list[Any], buf: bytes, eof: int, seq: i
         "message": None,
         "field_count": plan.ncols,
         "description": plan.description,
-        "rows": tuple(rows),
+        "rows": rows,
         "has_next": status & _MORE_RESULTS,
         "unbuffered_active": False,
         "fields": list(plan.fields),
         "converters": plan.converters,
     }
-    conn._next_seq_id = (seq + 1) & 0xFF
+    conn._next_seq_id = next_seq
     conn._result = result
     note_status(conn, status)  # "in transaction", "session changed"
     return result
@@ -167,31 +175,20 @@ def read_result_async(conn: Any, data: bytes, dicts: bool) -> Any:
     when there are no rows). The connection's state is then PyMySQL's after reading it
     (``_result``, ``_affected_rows``, ``_next_seq_id``) and ``server_status`` holds the EOF's
     flags. ``None``, with nothing changed, for anything else: PyMySQL's to parse."""
-    n = len(data)
-    head = _head(conn, data, n, conn._next_seq_id)
-    if head is None or head is _INCOMPLETE:
+    decoders = conn.decoders
+    found = _rows.decode_response(data, conn._next_seq_id, _plans(conn), decoders)
+    if found == MISS:  # a new set of columns: PyMySQL's reading of them makes the plan
+        if _head(conn, data, len(data), conn._next_seq_id).__class__ is not tuple:
+            return None
+        found = _rows.decode_response(data, conn._next_seq_id, _plans(conn), decoders)
+    if found is None or found == MISS:
         return None
-    plan, pos, seq = head
-    rows: list[Any] = []
-    try:
-        pos, seq, stop = _rows.decode_rows(data, pos, n, seq, plan, rows)
-    except Exception:  # noqa: BLE001 - a converter that raises: PyMySQL raises it the same way
-        return None
-    if stop != EOF:
-        return None
-    length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-    if pos + 4 + length != n:
-        return None
-    if length >= 5 and (data[pos + 7] | data[pos + 8] << 8) & _MORE_RESULTS:
-        return None  # several results: PyMySQL reads them (and the caller drops the rest)
-    result = _result(conn, plan, rows, data, pos, seq)
-    if result is None:
-        return None
+    plan, rows, warning_count, status, next_seq = found
+    _store(conn, plan, rows, warning_count, status, next_seq)
     conn._affected_rows = len(rows)
-    found = result.rows
-    if dicts and found:
-        return _rows.make_dicts(found, plan.names)
-    return found
+    if dicts and rows:
+        return _rows.make_dicts(rows, plan.names)
+    return rows
 
 
 # -- the sync face: from the socket's buffered reader --------------------------------------------

@@ -37,10 +37,12 @@ from pymysql import converters as _conv
 __all__ = [
     "EOF",
     "INCOMPLETE",
+    "MISS",
     "MORE",
     "OTHER",
     "Plan",
     "accelerated",
+    "decode_response",
     "decode_rows",
     "has_accelerator",
     "make_dicts",
@@ -56,6 +58,8 @@ __all__ = [
 MORE, EOF, OTHER = 0, 1, 2
 #: :func:`scan_head`'s answer when the column definitions are not all in the buffer yet.
 INCOMPLETE = -1
+#: :func:`decode_response`'s answer when only the plan for the columns is missing.
+MISS = -2
 
 MAX_PACKET = 0xFFFFFF
 _MORE_RESULTS = 0x0008  # SERVER_MORE_RESULTS_EXISTS in an EOF's or OK's status flags
@@ -324,6 +328,40 @@ def py_scan_head(buf: bytes | bytearray, end: int, seq: int) -> Any:
     return ncols, start, pos - 4 - length, pos, seq
 
 
+def py_decode_response(buf: bytes, seq: int, plans: dict[bytes, Plan], decoders: Any) -> Any:
+    """``buf`` -- a whole response -- decoded when it is exactly one plain result set whose plan
+    is in ``plans`` (keyed by the column-definition bytes) and still valid for ``decoders``:
+    ``(plan, rows, warning_count, status, next_seq)``, ``rows`` a tuple of tuples. :data:`MISS`
+    when only the plan is missing (make it, store it, ask again); ``None`` for anything else:
+    other responses, several results, an EOF too short to read, a converter that raises
+    (PyMySQL's to read, and to raise)."""
+    n = len(buf)
+    walk = py_scan_head(buf, n, seq)
+    if walk.__class__ is not tuple:
+        return None
+    _, start, defs_end, pos, seq = walk
+    plan = plans.get(buf[start:defs_end])
+    if plan is None or not plan.still_valid(decoders):
+        return MISS
+    rows: list[tuple[Any, ...]] = []
+    try:
+        pos, seq, stop = py_decode_rows(buf, pos, n, seq, plan, rows)
+    except Exception:  # noqa: BLE001 - PyMySQL's to raise, the same way
+        return None
+    if stop != EOF:
+        return None
+    length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+    if pos + 4 + length != n or length < 5:
+        return None
+    status = buf[pos + 7] | buf[pos + 8] << 8
+    if status & _MORE_RESULTS:
+        return None  # several results: PyMySQL reads them (and the caller drops the rest)
+    warning_count = buf[pos + 5] | buf[pos + 6] << 8
+    if warning_count >= 0x8000:  # signed, as PyMySQL reads it
+        warning_count -= 0x10000
+    return plan, tuple(rows), warning_count, status, (seq + 1) & 0xFF
+
+
 def py_skip_rows(buf: bytes | bytearray, pos: int, end: int) -> int:
     """The position of the first packet from ``pos`` that is not a complete, ordinary row packet
     (incomplete, 16 MiB or more, EOF or ERR): what the async face's response scanner would
@@ -405,6 +443,9 @@ make_dicts: Callable[..., list[dict[str, Any]]] = (
 )
 skip_rows: Callable[[Any, int, int], int] = _rows_c.skip_rows if _accelerated else py_skip_rows
 scan_head: Callable[[Any, int, int], Any] = _rows_c.scan_head if _accelerated else py_scan_head
+decode_response: Callable[..., Any] = (
+    _rows_c.decode_response if _accelerated else py_decode_response
+)
 response_complete: Callable[[bytes, int], bool] = (
     _rows_c.response_complete if _accelerated else py_response_complete
 )
@@ -427,6 +468,7 @@ def set_accelerated(on: bool) -> bool:
     with ``MYSQLPOOL_NO_ACCEL=1`` at start-up.
     """
     global _accelerated, decode_rows, make_dicts, skip_rows, response_complete, scan_head
+    global decode_response
     _accelerated = bool(on) and _rows_c is not None
     if _accelerated:
         decode_rows = _rows_c.decode_rows
@@ -434,10 +476,12 @@ def set_accelerated(on: bool) -> bool:
         skip_rows = _rows_c.skip_rows
         response_complete = _rows_c.response_complete
         scan_head = _rows_c.scan_head
+        decode_response = _rows_c.decode_response
     else:
         decode_rows = py_decode_rows
         make_dicts = py_make_dicts
         skip_rows = py_skip_rows
         response_complete = py_response_complete
         scan_head = py_scan_head
+        decode_response = py_decode_response
     return _accelerated

@@ -422,3 +422,40 @@ def scan_head(buf, Py_ssize_t end, int seq):
     if length >= 9 or b[pos - length] != 0xFE:
         return None
     return ncols, start, pos - 4 - length, pos, seq
+
+
+def decode_response(bytes buf, int seq, dict plans, dict decoders):
+    """See ``mysqlpool_ext._rows.py_decode_response``: the same answers, compiled."""
+    cdef const unsigned char* b = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t n = len(buf)
+    cdef Py_ssize_t pos, length, i
+    cdef int stop, status, warning_count
+    cdef tuple type_codes, known
+    cdef list rows
+    walk = scan_head(buf, n, seq)
+    if type(walk) is not tuple:
+        return None
+    _, start, defs_end, pos, seq = walk
+    plan = plans.get(buf[start:defs_end])
+    if plan is None:
+        return -2
+    type_codes = plan.type_codes
+    known = plan.decoders
+    for i in range(len(type_codes)):  # Plan.still_valid
+        if decoders.get(type_codes[i]) is not known[i]:
+            return -2
+    rows = []
+    try:
+        pos, seq, stop = decode_rows(buf, pos, n, seq, plan, rows)
+    except Exception:
+        return None
+    if stop != EOF:
+        return None
+    length = b[pos] | (b[pos + 1] << 8) | (b[pos + 2] << 16)
+    if pos + 4 + length != n or length < 5:
+        return None
+    status = b[pos + 7] | (b[pos + 8] << 8)
+    if status & 0x0008:
+        return None
+    warning_count = <short>(b[pos + 5] | (b[pos + 6] << 8))
+    return plan, tuple(rows), warning_count, status, (seq + 1) & 0xFF

@@ -322,3 +322,52 @@ def test_scan_head_pure_and_compiled_agree(head: tuple[bytes, bool], seq: int, c
         assert next_seq == (seq + ncols + 2) & 0xFF
     else:
         assert found is None or found == _rows.INCOMPLETE
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ncols=st.integers(1, 4),
+    rows=st.lists(
+        st.lists(st.one_of(st.none(), st.binary(max_size=10)), min_size=1, max_size=4),
+        max_size=4,
+    ),
+    status=st.sampled_from([0x0002, 0x0003, 0x0002 | _MORE, 0x4002]),
+    warnings=st.integers(0, 0xFFFF),
+    known=st.booleans(),
+    cut=st.integers(0, 6),
+)
+def test_decode_response_pure_and_compiled_agree(
+    ncols: int, rows: list[list[bytes | None]], status: int, warnings: int, known: bool, cut: int
+) -> None:
+    """The async face's one-call decode of a whole response: both twins give the same answer
+    (rows, warning count read signed as PyMySQL does, flags, next sequence number), MISS only for
+    an unknown plan, None for a cut response or several results."""
+    definitions = [b"\x03def" + bytes([0x61 + i]) * 20 for i in range(ncols)]
+    payloads = [bytes([ncols]), *definitions, b"\xfe\x00\x00\x02\x00"]
+    payloads += [b"".join(_lenenc(v) for v in row) for row in rows]
+    payloads.append(b"\xfe" + struct.pack("<HH", warnings, status))
+    whole = b"".join(_packet(p, seq) for seq, p in enumerate(payloads))
+    buf = whole[: len(whole) - cut]
+    key = b"".join(_packet(p, seq) for seq, p in enumerate(definitions, 1))
+    plans = {key: PLAN} if known else {}
+    found = _rows.py_decode_response(buf, 0, plans, {})
+    if _rows.has_accelerator():
+        assert _rows._rows_c.decode_response(buf, 0, plans, {}) == found
+    first_row = 4 + 1 + len(key) + 4 + 5  # after the column count, definitions, their EOF
+    expected: list[Any] = []
+    try:
+        _rows.py_decode_rows(whole, first_row, len(whole), ncols + 2, PLAN, expected)
+    except Exception:  # noqa: BLE001 - a converter refused a value: PyMySQL reads (and raises)
+        expected = []
+        converter_raised = True
+    else:
+        converter_raised = False
+    if not known:
+        assert found == _rows.MISS  # asked before the rows are looked at
+    elif cut or status & _MORE or converter_raised:
+        assert found is None
+    else:
+        plan, decoded, warning_count, flags, next_seq = found
+        assert plan is PLAN and decoded == tuple(expected)
+        assert warning_count == struct.unpack("<h", struct.pack("<H", warnings))[0]
+        assert flags == status and next_seq == len(payloads) & 0xFF
