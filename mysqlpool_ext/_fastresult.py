@@ -144,22 +144,32 @@ def _store(
     with the attributes ``MySQLResult.read()`` leaves, set in one go: its ``__init__`` plus a
     dozen attribute stores were a visible part of a one-row query), ``_next_seq_id``, and the
     EOF's flags in ``server_status``."""
+    attributes = plan.result_attributes
+    if attributes is None:
+        # The lists are shared by the results of one plan: PyMySQL only reads them once the
+        # result is read (DictCursor's names), as it reads the description tuple.
+        attributes = plan.result_attributes = {
+            "connection": None,
+            "affected_rows": 0,
+            "insert_id": None,
+            "server_status": 0,
+            "warning_count": 0,
+            "message": None,
+            "field_count": plan.ncols,
+            "description": plan.description,
+            "rows": (),
+            "has_next": 0,
+            "unbuffered_active": False,
+            "fields": list(plan.fields),
+            "converters": plan.converters,
+        }
     result = _new_result(_MySQLResult)
-    result.__dict__ = {
-        "connection": None,
-        "affected_rows": len(rows),
-        "insert_id": None,
-        "server_status": status,
-        "warning_count": warning_count,
-        "message": None,
-        "field_count": plan.ncols,
-        "description": plan.description,
-        "rows": rows,
-        "has_next": status & _MORE_RESULTS,
-        "unbuffered_active": False,
-        "fields": list(plan.fields),
-        "converters": plan.converters,
-    }
+    result.__dict__ = d = attributes.copy()
+    d["affected_rows"] = len(rows)
+    d["server_status"] = status
+    d["warning_count"] = warning_count
+    d["rows"] = rows
+    d["has_next"] = status & _MORE_RESULTS
     conn._next_seq_id = next_seq
     conn._result = result
     note_status(conn, status)  # "in transaction", "session changed"

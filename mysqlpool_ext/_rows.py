@@ -163,6 +163,7 @@ class Plan:
         "kinds",
         "names",
         "ncols",
+        "result_attributes",
         "type_codes",
     )
 
@@ -207,6 +208,8 @@ class Plan:
                 name = f.table_name + "." + name
             names.append(name)
         self.names = tuple(names)
+        #: What every result set read with this plan has in common (``_fastresult`` fills it).
+        self.result_attributes: dict[str, Any] | None = None
 
     @property
     def converters(self) -> list[tuple[str | None, Any]]:
