@@ -116,19 +116,16 @@ class _Watch:
             self.arm(later)
 
 
-_watches: weakref.WeakKeyDictionary[PoolCore, _Watch] = weakref.WeakKeyDictionary()
-
-
 def _watch(core: PoolCore, waiter: _TaskWaiter, deadline: float) -> asyncio.TimerHandle | None:
     """See that the wait ends by ``deadline``: through the pool's watch for this loop, or (the
     pool is in use from another live loop too) through a timer of its own, returned to cancel."""
     waiter.deadline = deadline
     loop = waiter.loop
-    watch = _watches.get(core)
+    watch = core.deadline_watch
     if watch is None or watch.loop is not loop:
         if watch is not None and not watch.loop.is_closed():
             return loop.call_later(max(0.0, deadline - _monotonic()), _resolve, waiter.fut)
-        watch = _watches[core] = _Watch(core, loop)
+        watch = core.deadline_watch = _Watch(core, loop)
     if deadline < watch.when:
         watch.arm(deadline)
     return None

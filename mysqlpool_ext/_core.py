@@ -279,6 +279,8 @@ class PoolCore:
         self.run_blocking: Callable[[Procedure], Any]
         #: Set by the blocking face: wake the maintenance thread.
         self.wake_maintenance: Callable[[], None] = lambda: None
+        #: Kept by the asyncio face: the timer that ends its waiters' waits at their deadlines.
+        self.deadline_watch: Any = None
         self.init_state()
 
     def init_state(self) -> None:

@@ -124,6 +124,10 @@ class Statement(NamedTuple):
     timeout: float | None = None
 
 
+#: ``Statement(...)`` without the generated ``__new__`` (a Python-level call per statement).
+_new_statement = tuple.__new__
+
+
 class StatementMethods:
     """``execute_query`` and its async twin, written once for every object that runs a
     statement on a connection it holds or finds (a :class:`Connection`, ``current_pool``).
@@ -154,7 +158,7 @@ class StatementMethods:
         block commits; otherwise call ``conn.commit()`` or use ``autocommit=True``.
         """
         return self._run_statement(
-            Statement(query, args, dictcursor, return_one, exec_many, timeout)
+            _new_statement(Statement, (query, args, dictcursor, return_one, exec_many, timeout))
         )
 
     async def aexecute_query(
@@ -168,7 +172,7 @@ class StatementMethods:
     ) -> Any:
         """:meth:`execute_query` for asyncio: the event loop is never blocked while it runs."""
         return await self._arun_statement(
-            Statement(query, args, dictcursor, return_one, exec_many, timeout)
+            _new_statement(Statement, (query, args, dictcursor, return_one, exec_many, timeout))
         )
 
     def _run_statement(self, stmt: Statement) -> Any:

@@ -113,7 +113,7 @@ def aio_run_query(conn: Connection, stmt: Statement) -> Awaitable[Any]:
     """
     if isinstance(conn._sock, ssl.SSLSocket):
         return in_thread(conn, run_query, conn, stmt)
-    query, args, dictcursor, return_one, exec_many = stmt[:5]
+    query, args, dictcursor, return_one, exec_many, _ = stmt
     if not exec_many and (dictcursor or conn.cursorclass is _PlainCursor):
         return _run_simple(conn, query, args, dictcursor, return_one)
     return _run_cursor(conn, query, args, dictcursor, return_one, exec_many)

@@ -446,7 +446,7 @@ class ConnectionPool(StatementMethods):
 
     def _arun_statement(self, stmt: Statement) -> Awaitable[Any]:
         timeout = self._timeout if stmt.timeout is None else check_timeout(stmt.timeout)
-        return _async_face().aexecute_query(self._core, timeout, stmt)
+        return (_ADRIVER or _async_face()).aexecute_query(self._core, timeout, stmt)
 
     async def aclose(self, timeout: float = 0.0) -> None:
         """The async twin of :meth:`close`: waits for borrowers without blocking the loop."""
