@@ -159,9 +159,9 @@ _PlainCursor = pymysql.cursors.Cursor
 _MySQLResult = pymysql.connections.MySQLResult
 
 
-async def _run_simple(
+def _run_simple(
     conn: Connection, query: str, args: Any, dictcursor: bool, return_one: bool
-) -> Any:
+) -> Awaitable[Any]:
     """One statement, buffered plain or dict rows: the common case, without a cursor.
 
     PyMySQL's parse (packet objects, a column descriptor object per column, per-field method
@@ -169,6 +169,7 @@ async def _run_simple(
     ``_fastresult.read_result_async`` instead: the rows and the connection's state (``_result``,
     ``_affected_rows``, sequence id, plus the EOF's ``server_status``) come out as PyMySQL leaves
     them. Anything else (OK, errors, several results, 16 MiB packets, any oddity) is PyMySQL's.
+    (Returns :func:`_exchange`'s coroutine, which runs :func:`_simple_result` on the answer.)
     """
     if args is None or args == ():
         sql: Any = query
@@ -176,7 +177,14 @@ async def _run_simple(
         sql = _PlainCursor(conn).mogrify(query, args)
     if not isinstance(sql, bytes):
         sql = sql.encode(conn.encoding) if isinstance(sql, str) else bytes(sql)
-    data = await _roundtrip(conn, _COM_QUERY, sql)
+    if conn._sock is None:
+        raise _closed(conn)
+    note_command(conn, _COM_QUERY, sql)
+    return _exchange(conn, _COM_QUERY, sql, None, _simple_result, (sql, dictcursor, return_one))
+
+
+def _simple_result(conn: Connection, data: bytes, how: tuple[bytes, bool, bool]) -> Any:
+    sql, dictcursor, return_one = how
     # issue 17: one plain result set is decoded by _fastresult/_rows; None: PyMySQL parses it
     rows = read_result_async(conn, data, dictcursor)
     if rows is None:
@@ -295,14 +303,22 @@ def _roundtrip(conn: Connection, command: int, payload: bytes) -> Awaitable[byte
     return _exchange(conn, command, payload)
 
 
+def _no_finish(conn: Connection, data: bytes, how: Any) -> bytes:
+    return data
+
+
 async def _exchange(
     conn: Connection,
     command: int,
     payload: bytes,
     pipelined: list[tuple[int, bytes]] | None = None,
-) -> bytes:
+    finish: Callable[[Connection, bytes, Any], Any] = _no_finish,
+    how: Any = None,
+) -> Any:
     """Write one command (or ``pipelined`` commands, written at once); return the bytes of its
-    response (of all their responses)."""
+    response (of all their responses) -- or what ``finish(conn, data, how)`` makes of them: a
+    caller's parse, run here to save the event loop's tasks one ``await`` level per query. Only
+    the I/O breaks the connection when it fails; ``finish`` raises as the caller would."""
     sock = conn._sock
     if sock is None:
         raise _closed(conn)
@@ -340,8 +356,9 @@ async def _exchange(
         except (BlockingIOError, InterruptedError):
             chunk = None
         if chunk and _rows.response_complete(chunk, responses):
-            return chunk  # the common case: the whole answer in one read, no scanner needed
-        return await _read_response(conn, sock, responses, chunk)
+            data = chunk  # the common case: the whole answer in one read, no scanner needed
+        else:
+            data = await _read_response(conn, sock, responses, chunk)
     except BaseException as exc:
         conn.__dict__["_mp_broken"] = True
         conn._force_close()
@@ -362,6 +379,7 @@ async def _exchange(
                 CR.CR_SERVER_LOST, f"Lost connection to MySQL server during query{detail}"
             ) from exc
         raise
+    return finish(conn, data, how)
 
 
 async def aio_reset_session(conn: Connection) -> None:
