@@ -298,7 +298,7 @@ async def aexecute_query(core: PoolCore, timeout: float, stmt: Statement) -> Any
     # The borrower is past this coroutine and StatementMethods.aexecute_query.
     conn = await agetconn(core, timeout, 3)
     try:
-        result = await aio_run_query(conn, stmt)
+        result = await aio_run_query(conn, stmt, False)  # given back at once: keep no result
     except BaseException as exc:
         await agive_back(core, conn, exc, True)
         raise

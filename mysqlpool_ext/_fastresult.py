@@ -179,12 +179,14 @@ def _store(
 # -- the async face: one buffered response -------------------------------------------------------
 
 
-def read_result_async(conn: Any, data: bytes, dicts: bool) -> Any:
+def read_result_async(conn: Any, data: bytes, dicts: bool, keep: bool = True) -> Any:
     """The rows of ``data`` -- the whole response to one COM_QUERY -- when it is exactly one plain
     result set: a tuple of tuples, or (``dicts``) DictCursor's list of dicts (its empty tuple
     when there are no rows). The connection's state is then PyMySQL's after reading it
     (``_result``, ``_affected_rows``, ``_next_seq_id``) and ``server_status`` holds the EOF's
-    flags. ``None``, with nothing changed, for anything else: PyMySQL's to parse."""
+    flags; with ``keep=False`` (nobody can look: the connection goes back to its pool at once)
+    ``_result`` is left None instead of a ``MySQLResult``. ``None``, with nothing changed, for
+    anything else: PyMySQL's to parse."""
     decoders = conn.decoders
     found = _rows.decode_response(data, conn._next_seq_id, _plans(conn), decoders)
     if found == MISS:  # a new set of columns: PyMySQL's reading of them makes the plan
@@ -194,7 +196,11 @@ def read_result_async(conn: Any, data: bytes, dicts: bool) -> Any:
     if found is None or found == MISS:
         return None
     plan, rows, warning_count, status, next_seq = found
-    _store(conn, plan, rows, warning_count, status, next_seq)
+    if keep:
+        _store(conn, plan, rows, warning_count, status, next_seq)
+    else:
+        conn._next_seq_id = next_seq
+        note_status(conn, status)  # "in transaction", "session changed": the pool reads them
     conn._affected_rows = len(rows)
     if dicts and rows:
         return _rows.make_dicts(rows, plan.names)

@@ -105,17 +105,19 @@ class _Recorder(pymysql.cursors.Cursor):
         return 0
 
 
-def aio_run_query(conn: Connection, stmt: Statement) -> Awaitable[Any]:
+def aio_run_query(conn: Connection, stmt: Statement, keep: bool = True) -> Awaitable[Any]:
     """``conn.aexecute_query``: what ``run_query`` does, over async I/O (same results).
 
     A plain function that picks the coroutine to await, not a coroutine itself: every level of
     ``await`` is crossed twice per suspension, and a query suspends two or three times.
+    ``keep=False``: the connection goes back to its pool right after (``pool.aexecute_query``),
+    so the ``MySQLResult`` PyMySQL would leave in ``conn._result`` for later calls is not made.
     """
     if isinstance(conn._sock, ssl.SSLSocket):
         return in_thread(conn, run_query, conn, stmt)
     query, args, dictcursor, return_one, exec_many, _ = stmt
     if not exec_many and (dictcursor or conn.cursorclass is _PlainCursor):
-        return _run_simple(conn, query, args, dictcursor, return_one)
+        return _run_simple(conn, query, args, dictcursor, return_one, keep)
     return _run_cursor(conn, query, args, dictcursor, return_one, exec_many)
 
 
@@ -160,7 +162,7 @@ _MySQLResult = pymysql.connections.MySQLResult
 
 
 def _run_simple(
-    conn: Connection, query: str, args: Any, dictcursor: bool, return_one: bool
+    conn: Connection, query: str, args: Any, dictcursor: bool, return_one: bool, keep: bool
 ) -> Awaitable[Any]:
     """One statement, buffered plain or dict rows: the common case, without a cursor.
 
@@ -180,13 +182,14 @@ def _run_simple(
     if conn._sock is None:
         raise _closed(conn)
     note_command(conn, _COM_QUERY, sql)
-    return _exchange(conn, _COM_QUERY, sql, None, _simple_result, (sql, dictcursor, return_one))
+    how = (sql, dictcursor, return_one, keep)
+    return _exchange(conn, _COM_QUERY, sql, None, _simple_result, how)
 
 
-def _simple_result(conn: Connection, data: bytes, how: tuple[bytes, bool, bool]) -> Any:
-    sql, dictcursor, return_one = how
+def _simple_result(conn: Connection, data: bytes, how: tuple[bytes, bool, bool, bool]) -> Any:
+    sql, dictcursor, return_one, keep = how
     # issue 17: one plain result set is decoded by _fastresult/_rows; None: PyMySQL parses it
-    rows = read_result_async(conn, data, dictcursor)
+    rows = read_result_async(conn, data, dictcursor, keep)
     if rows is None:
         cur = (pymysql.cursors.DictCursor if dictcursor else _PlainCursor)(conn)
         try:

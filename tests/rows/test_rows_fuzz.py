@@ -114,6 +114,10 @@ def _outcome(fn: Any, *args: Any) -> Any:
 def _shape(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [type(value), *(_shape(v) for v in value)]
+    if (isinstance(value, decimal.Decimal) and value.is_nan()) or (
+        isinstance(value, float) and value != value
+    ):
+        return (type(value), str(value))  # NaN equals nothing, not even itself: compare its text
     return (type(value), value)
 
 
