@@ -570,7 +570,7 @@ class PoolCore:
         """
         if lease.__class__ is ReturnedConnection:
             return None
-        if block:
+        if block and lease.server_status & IN_TRANS:  # else the block end sends nothing
             try:
                 action = block_end_action(lease, exc)
             except BaseException:
