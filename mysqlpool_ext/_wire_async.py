@@ -71,6 +71,7 @@ _MORE_RESULTS = SERVER_STATUS.SERVER_MORE_RESULTS_EXISTS
 _MAX_PACKET = 2**24 - 1
 _RECV_SIZE = 64 * 1024  # below malloc's mmap threshold: no mmap/munmap per read
 _COM_QUERY = COMMAND.COM_QUERY
+_pack_head = struct.Struct("<iB").pack  # a packet's length and sequence number 0, the command
 _monotonic = time.monotonic
 
 
@@ -275,7 +276,7 @@ def _packets(conn: Connection, command: int, payload: bytes) -> bytes:
     size = len(payload) + 1
     if size < _MAX_PACKET:
         conn._next_seq_id = 1
-        return struct.pack("<iB", size, command) + payload
+        return _pack_head(size, command) + payload
     parts = [struct.pack("<iB", _MAX_PACKET, command), payload[: _MAX_PACKET - 1]]
     rest = payload[_MAX_PACKET - 1 :]
     seq = 1
