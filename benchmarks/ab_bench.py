@@ -14,7 +14,8 @@ Subjects: ``before`` (the revision), ``after`` (this checkout, with the compiled
 ``scripts/build_accel.py`` has built it) and ``after, pure decoder`` (``MYSQLPOOL_NO_ACCEL=1``).
 Cells: ``async`` — 64 asyncio tasks on 8 connections, ``await pool.aexecute_query("SELECT 1")``;
 ``borrow`` — one thread, ``get_connection()`` + ``close()``; ``block`` — one thread, an empty
-``with pool.connection():``.
+``with pool.connection():``; ``threads`` — 32 threads on 8 connections,
+``pool.execute_query("SELECT 1")``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,25 @@ if cell == "async":
         pool.close()
         return count[0], cpu
     n, cpu = asyncio.run(main())
+elif cell == "threads":
+    import threading
+    pool = ConnectionPool(size=8, max_size=8, timeout=30, **kw)
+    count = [0] * 32
+    def worker(i, until):
+        while time.perf_counter() < until:
+            pool.execute_query("SELECT 1")
+            count[i] += 1
+    def run_threads():
+        until = time.perf_counter() + seconds
+        threads = [threading.Thread(target=worker, args=(i, until)) for i in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    run_threads()  # warm-up
+    count[:] = [0] * 32
+    n, cpu = timed(lambda: (run_threads(), sum(count))[1])
+    pool.close()
 else:
     pool = ConnectionPool(size=2, max_size=2, **kw)
     if cell == "borrow":
@@ -87,7 +107,7 @@ else:
 print(json.dumps({"ops": n, "cpu_us": cpu}))
 """
 
-CELLS = ("async", "borrow", "block")
+CELLS = ("async", "borrow", "block", "threads")
 
 
 def _run(tree: str, cell: str, seconds: float, url: str, source: bool) -> float:
