@@ -57,7 +57,7 @@ _LAST_INSERT_ID_SET = re.compile(rb"last_insert_id\s*\(\s*[^\s)]")
 
 
 #: Verdicts of :func:`may_change_untracked_state` by statement text: an application sends the
-#: same few statements over and over, and a dict lookup costs a tenth of the check.
+#: same few statements over and over, and a dict lookup is much cheaper than the check.
 _VERDICTS: dict[bytes, bool] = {}
 _VERDICTS_MAX = 1024
 _SHORT_TEXT = 256  # longer texts (big INSERTs) are checked, not remembered
