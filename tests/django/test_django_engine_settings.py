@@ -120,3 +120,30 @@ def test_the_backend_refuses_conn_max_age_and_bad_options() -> None:
     )
     with pytest.raises(ImproperlyConfigured, match=r"\['pool'\]\['max_size'\]"):
         _ = wrapper.pool
+
+
+def test_the_pooled_connect_resets_what_djangos_connect_resets() -> None:
+    """The pooled wrapper's connect() repeats Django's own (without rebuilding the connect
+    parameters): a new per-connection attribute in a later Django must show up here."""
+    import ast
+    import inspect
+    import textwrap
+
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from mysqlpool_ext.django.backend.base import DatabaseWrapper
+
+    def assigned(func: Any) -> list[str]:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+        return [
+            target.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Attribute) and getattr(target.value, "id", "") == "self"
+        ]
+
+    django_order = assigned(BaseDatabaseWrapper.connect)
+    ours = [a for a in assigned(DatabaseWrapper.connect) if not a.startswith("_")]
+    assert ours == django_order
+    assert "connection_created.send" in inspect.getsource(DatabaseWrapper.connect)

@@ -23,6 +23,7 @@ closes it. What differs, and why:
 from __future__ import annotations
 
 import copy
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError
 from django.db.backends import utils as backend_utils
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
 from django.db.utils import DEFAULT_DB_ALIAS  # noqa: F401 - re-exported for readers
 from django.utils.asyncio import async_unsafe
 from pymysql.constants import FIELD_TYPE, SERVER_STATUS
@@ -74,6 +76,17 @@ def close_all_pools(timeout: float = 0.0) -> None:
     ENGINE_POOLS.close(None, timeout)
 
 
+def _snapshot(value: Any) -> Any:
+    """A copy of the settings' containers (tests change them in place: ``NAME``, ``OPTIONS``),
+    sharing every other object, so that equality later tells whether they changed. Unlike
+    ``deepcopy`` it cannot fail on an object that refuses to be copied (an ``SSLContext``)."""
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_snapshot(v) for v in value)
+    return value
+
+
 class CursorWrapper(_MySQLCursorWrapper):
     """Django's cursor wrapper, mapping PyMySQL's errors (not whatever ``MySQLdb`` is)."""
 
@@ -100,6 +113,8 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
 
     connection: Any
     run_on_commit: list[Any]
+    savepoint_ids: list[Any]
+    atomic_blocks: list[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -107,6 +122,10 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         self._conn_scope: OrmScope | None = None  # the scope that owns self.connection
         self._connecting = False  # between get_new_connection() and init_connection_state()
         self._pool_cache: tuple[dict[str, Any], Any, ConnectionPool | None] | None = None
+        # After a connect() into a pool: (a copy of settings_dict, that pool, the connect
+        # parameters). While the settings stay equal, the next connect() skips building the
+        # parameters again and asking which pool they mean (see connect()).
+        self._reconnect: tuple[dict[str, Any], ConnectionPool, dict[str, Any]] | None = None
 
     # -- the pool ------------------------------------------------------------------------------
 
@@ -207,8 +226,42 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
 
     # -- connections ---------------------------------------------------------------------------
     @async_unsafe
+    def connect(self) -> None:
+        """Django's ``connect()``; a pooled wrapper runs it once per request (``CONN_MAX_AGE``
+        is 0), so after the first one it takes the parameters and the pool from the last one
+        while the settings are unchanged: the same steps, in the same order, without rebuilding
+        the connect parameters and comparing them with the pool's."""
+        again = self._reconnect
+        settings_dict = self.settings_dict
+        if again is None or again[1].closed or again[0] != settings_dict:
+            self._reconnect = None
+            super().connect()
+            pool, cached = self._conn_pool, self._pool_cache
+            if pool is not None and cached is not None:
+                self._reconnect = (_snapshot(settings_dict), pool, cached[0])
+            return
+        self.check_settings()
+        self.in_atomic_block = False
+        self.savepoint_ids = []
+        self.atomic_blocks = []
+        self.needs_rollback = False
+        self.health_check_enabled = settings_dict["CONN_HEALTH_CHECKS"]
+        max_age = settings_dict["CONN_MAX_AGE"]  # 0: the pool refuses anything else
+        self.close_at = None if max_age is None else time.monotonic() + max_age
+        self.closed_in_transaction = False
+        self.errors_occurred = False
+        self.health_check_done = True
+        self.connection = self._borrow(again[1], again[2])
+        self.set_autocommit(settings_dict["AUTOCOMMIT"])
+        self.init_connection_state()
+        connection_created.send(sender=self.__class__, connection=self)
+        self.run_on_commit = []
+
+    @async_unsafe
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
-        pool = self._pool_for(conn_params)
+        return self._borrow(self._pool_for(conn_params), conn_params)
+
+    def _borrow(self, pool: ConnectionPool | None, conn_params: dict[str, Any]) -> Any:
         self._conn_pool = pool
         self._conn_scope = None
         self._connecting = True

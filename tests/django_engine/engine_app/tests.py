@@ -8,6 +8,7 @@ import threading
 import pymysql
 from asgiref.sync import async_to_sync
 from django.db import connections
+from django.db.backends.signals import connection_created
 from django.test import AsyncClient, TestCase, TransactionTestCase
 
 from engine_app.models import Item
@@ -243,6 +244,46 @@ class RequestLifecycle(TransactionTestCase):
             self.assertIs(type(plain.connection), pymysql.connections.Connection)
         finally:
             plain.close()
+
+    def test_every_connect_is_announced_and_follows_the_settings(self) -> None:
+        """Each connect() (after the first, the pooled wrapper's short path) resets Django's
+        per-connection state and sends ``connection_created``, as Django's own connect() does;
+        a setting changed in place is seen on the next connect."""
+        wrapper = connections["default"]
+        wrapper.close()
+        seen: list[object] = []
+
+        def hear(sender: object, connection: object, **kwargs: object) -> None:
+            seen.append(connection)
+
+        connection_created.connect(hear)
+        try:
+            for _ in range(3):
+                wrapper.ensure_connection()
+                wrapper.needs_rollback = True  # per-connection state connect() must reset
+                wrapper.close()
+            self.assertEqual(seen, [wrapper] * 3)
+            self.assertIsNotNone(wrapper._reconnect)  # the last two took the short path
+            self.assertEqual(self.client.get("/same").status_code, 200)
+            self.assertEqual(len(seen), 4)  # the request's connect
+            wrapper.ensure_connection()
+            self.assertFalse(wrapper.needs_rollback)
+            self.assertTrue(wrapper.get_autocommit())
+            wrapper.close()
+            old = wrapper.pool
+            wrapper.settings_dict["OPTIONS"]["pool"]["timeout"] = 7  # a new pool for new options
+            try:
+                wrapper.ensure_connection()
+                self.assertIsNot(wrapper.borrowed_from, old)
+                self.assertEqual(wrapper.borrowed_from.options.timeout, 7)
+            finally:
+                wrapper.close()
+                wrapper.settings_dict["OPTIONS"]["pool"]["timeout"] = old.options.timeout
+            wrapper.ensure_connection()
+            self.assertEqual(wrapper.borrowed_from.options.timeout, old.options.timeout)
+        finally:
+            connection_created.disconnect(hear)
+            wrapper.close()
 
     def test_current_pool_is_the_engine_pool(self) -> None:
         self.assertIs(current_pool._get_current_object(), connections["default"].pool)
