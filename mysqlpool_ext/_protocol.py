@@ -8,6 +8,8 @@ no pool.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import re
 import socket
 import struct
@@ -128,6 +130,16 @@ class Statement(NamedTuple):
 _new_statement = tuple.__new__
 
 
+def mark_coroutine_function(func: Any) -> Any:
+    """Let ``inspect.iscoroutinefunction`` (3.12+) and ``asyncio.iscoroutinefunction`` (every
+    version) say True for a plain function that returns a coroutine."""
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        return mark(func)
+    func._is_coroutine = asyncio.coroutines._is_coroutine  # what asyncio checks before 3.12
+    return func
+
+
 class StatementMethods:
     """``execute_query`` and its async twin, written once for every object that runs a
     statement on a connection it holds or finds (a :class:`Connection`, ``current_pool``).
@@ -161,7 +173,7 @@ class StatementMethods:
             _new_statement(Statement, (query, args, dictcursor, return_one, exec_many, timeout))
         )
 
-    async def aexecute_query(
+    def aexecute_query(
         self,
         query: str,
         args: Any = (),
@@ -170,10 +182,16 @@ class StatementMethods:
         exec_many: bool = False,
         timeout: float | None = None,
     ) -> Any:
-        """:meth:`execute_query` for asyncio: the event loop is never blocked while it runs."""
-        return await self._arun_statement(
+        """:meth:`execute_query` for asyncio: the event loop is never blocked while it runs.
+
+        A coroutine function to its callers (``await`` it; it is marked as one), written as a
+        plain function that returns the coroutine doing the work: a frame of its own would be
+        crossed on every suspension of every query."""
+        return self._arun_statement(
             _new_statement(Statement, (query, args, dictcursor, return_one, exec_many, timeout))
         )
+
+    aexecute_query = mark_coroutine_function(aexecute_query)
 
     def _run_statement(self, stmt: Statement) -> Any:
         raise NotImplementedError

@@ -339,8 +339,17 @@ async def _exchange(
     if conn._current_timeout is not _ASYNC:
         sock.setblocking(False)
         conn._current_timeout = _ASYNC
-    data = _packets(conn, command, payload) if pipelined is None else pipeline(pipelined)
-    responses = 1 if pipelined is None else len(pipelined)
+    if pipelined is None:
+        responses = 1
+        size = len(payload) + 1
+        if size < _MAX_PACKET:  # _packets(), inline: one packet, sequence id 0
+            conn._next_seq_id = 1
+            data = _pack_head(size, command) + payload
+        else:
+            data = _packets(conn, command, payload)
+    else:
+        responses = len(pipelined)
+        data = pipeline(pipelined)
     reading = False
     # From the first byte written to the last byte read the connection is mid-protocol: an
     # interruption of any kind (cancellation, timeout, error) leaves it unusable.

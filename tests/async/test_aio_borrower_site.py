@@ -56,3 +56,20 @@ async def test_async_borrower_line_is_reported(
         assert rows == ((0,),)
     where = "query" if entry == "aexecute_query" else "test_async_borrower_line_is_reported"
     assert f'test_aio_borrower_site.py", line {line}, in {where}' in report, report
+
+
+def test_aexecute_query_is_a_coroutine_function_to_introspection() -> None:
+    """Written as a plain function that returns its coroutine (one frame fewer per suspension);
+    frameworks that ask whether to await it must still hear yes."""
+    import asyncio
+    import inspect
+    import sys
+
+    from mysqlpool_ext import ConnectionPool, current_pool
+    from mysqlpool_ext.connection import Connection
+
+    for func in (ConnectionPool.aexecute_query, Connection.aexecute_query,
+                 current_pool.aexecute_query):  # fmt: skip
+        assert asyncio.iscoroutinefunction(func)
+        if sys.version_info >= (3, 12):
+            assert inspect.iscoroutinefunction(func)
