@@ -136,7 +136,7 @@ def mark_coroutine_function(func: Any) -> Any:
     mark = getattr(inspect, "markcoroutinefunction", None)
     if mark is not None:
         return mark(func)
-    func._is_coroutine = asyncio.coroutines._is_coroutine  # what asyncio checks before 3.12
+    func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
     return func
 
 
