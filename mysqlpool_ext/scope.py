@@ -94,7 +94,10 @@ def resolve_pool(name: str | None = None) -> ConnectionPool:
 
 
 class RequestScope:
-    """The connections pinned to one request, at most one per pool."""
+    """The connections pinned to one request, at most one per pool.
+
+    (Its lock is taken with ``acquire()``/``finally`` rather than ``with``, as in the pool's
+    core: see :class:`mysqlpool_ext._core.PoolCore`.)"""
 
     __slots__ = ("_alocks", "_conns", "_lock", "_released")
 
@@ -124,12 +127,16 @@ class RequestScope:
         Two tasks of one request (``asyncio.gather``) may both find no connection and borrow; the
         request must still use one connection, and the other must not leak.
         """
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             released = self._released
             entry = self._conns.get(id(pool))
             if not released and (entry is None or isinstance(entry[1], ReturnedConnection)):
                 self._conns[id(pool)] = (pool, conn)
                 return conn
+        finally:
+            lock.release()
         conn.close()
         if released or entry is None:
             # A thread that copied the request's context and outlived it: nobody would ever
@@ -157,10 +164,14 @@ class RequestScope:
     def release(self) -> None:
         """Give every pinned connection back: an open transaction is rolled back by the pool
         (never committed), a broken connection is discarded. Safe to call twice."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             self._released = True
             entries = list(self._conns.values())
             self._conns.clear()
+        finally:
+            lock.release()
         first_error: BaseException | None = None
         for _pool, conn in entries:
             if isinstance(conn, ReturnedConnection):
