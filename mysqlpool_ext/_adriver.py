@@ -17,6 +17,7 @@ import asyncio
 import threading
 import time
 import weakref
+from asyncio import _get_running_loop
 from typing import Any
 
 from . import _core
@@ -57,6 +58,12 @@ class _TaskWaiter:
 
     def wake(self) -> bool:
         """False when the loop is closed: the task can never take what it was handed."""
+        if _get_running_loop() is self.loop:
+            # A give-back on the waiter's own loop (most of them): open, and this thread's.
+            fut = self.fut
+            if not fut.done():
+                fut.set_result(None)
+            return True
         if self.loop.is_closed():
             return False
         if threading.get_ident() == self.thread:

@@ -38,6 +38,10 @@ from .connection import Connection, ReturnedConnection
 from .errors import GetConnectionFromPoolError, PoolClosedError
 
 logger = logging.getLogger("mysqlpool_ext")
+#: The logger's own answers to isEnabledFor(), kept by ``logging`` and cleared by it whenever the
+#: configuration changes. Every borrow and give-back asks about DEBUG: a "no" found here costs a
+#: dict lookup instead of a call; anything else (no answer yet, "yes") asks the logger itself.
+_LEVEL_CACHE: dict[int, bool] = getattr(logger, "_cache", {})
 _monotonic = time.monotonic
 
 #: Frames from these files are the pool's own (or contextlib's), not the borrower's.
@@ -553,7 +557,7 @@ class PoolCore:
             self.counters["requests_num"] += 1
         finally:
             lock.release()
-        if logger.isEnabledFor(logging.DEBUG):
+        if _LEVEL_CACHE.get(logging.DEBUG, True) and logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "pool %r: get connection %s (%d idle, %d in use)",
                 self.name,
@@ -720,7 +724,7 @@ class PoolCore:
             self.discard(slot, "reached max_lifetime", recycled=True)
             return
         slot.last_used = now
-        if logger.isEnabledFor(logging.DEBUG):
+        if _LEVEL_CACHE.get(logging.DEBUG, True) and logger.isEnabledFor(logging.DEBUG):
             logger.debug("pool %r: put back connection %s", self.name, thread_id(slot))
         self.put_idle(slot)
 

@@ -75,6 +75,30 @@ def test_debug_log_lines(make_pool: MakePool, caplog: pytest.LogCaptureFixture) 
     assert all(r.levelno == logging.DEBUG for r in caplog.records if "get connection" in r.message)
 
 
+def test_debug_lines_follow_level_changes(
+    make_pool: MakePool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The borrow path remembers "DEBUG is off" only as long as logging does: turning DEBUG on
+    (or off) between two borrows is obeyed by the very next one."""
+    pool = make_pool(size=1, name="seed-level")
+    log = mysqlpool_ext.logger
+    old = log.level
+    try:
+        log.setLevel(logging.INFO)
+        pool.get_connection().close()  # "DEBUG is off" is now remembered
+        caplog.set_level(logging.DEBUG, logger="mysqlpool_ext")
+        pool.get_connection().close()
+        lines = [r.getMessage() for r in caplog.records if "'seed-level'" in r.getMessage()]
+        assert any("get connection" in m for m in lines), lines
+        assert any("put back connection" in m for m in lines), lines
+        caplog.clear()
+        log.setLevel(logging.INFO)
+        pool.get_connection().close()
+        assert not [r for r in caplog.records if "'seed-level'" in r.getMessage()]
+    finally:
+        log.setLevel(old)
+
+
 @pytest.fixture
 def pool_with_table(make_pool: MakePool, table: str) -> tuple[ConnectionPool, str]:
     return make_pool(size=1, name="seed-eq"), table
