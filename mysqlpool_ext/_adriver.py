@@ -302,8 +302,9 @@ class AsyncBorrow:
 
 async def aexecute_query(core: PoolCore, timeout: float, stmt: Statement) -> Any:
     """Borrow, run one statement, commit what is open, give back (``pool.aexecute_query``)."""
-    # The borrower awaits this coroutine (StatementMethods.aexecute_query only returns it).
-    conn = await agetconn(core, timeout, 2)
+    # The borrower awaits this coroutine (StatementMethods.aexecute_query only returns it):
+    # lend() finds it right there, with no frame to walk past.
+    conn = await agetconn(core, timeout, 3)
     try:
         result = await aio_run_query(conn, stmt, False)  # given back at once: keep no result
     except BaseException as exc:

@@ -541,9 +541,15 @@ class PoolCore:
         slot.borrowed_at = _monotonic() if now is None else now
         slot.fresh = False
         slot.leak_reported = False
-        frame: Any = sys._getframe(depth)
-        while frame.f_back is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
-            frame = frame.f_back
+        try:
+            frame: Any = sys._getframe(depth)
+        except ValueError:  # a shorter stack than the caller's share (a coroutine run from C)
+            frame = sys._getframe(1)
+        while frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+            back = frame.f_back  # a frame object, made on demand: asked for only when needed
+            if back is None:
+                break
+            frame = back
         if self.leak_timeout is None:
             # The line is found only if a leak report needs it: f_lineno decodes the code's
             # line table up to the frame's instruction, which grows with the borrower's function.

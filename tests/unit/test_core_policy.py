@@ -7,6 +7,7 @@ both-faces suite in tests/reliability.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -290,3 +291,16 @@ def test_consecutive_failed_checks_back_off_before_replacing() -> None:
     assert len(sleeps) == 3  # the first dead connection is replaced at once
     assert sleeps == sorted(sleeps) or max(sleeps) <= 1.0
     assert 0 < sleeps[0] <= 0.1 and all(s <= 1.0 for s in sleeps)
+
+
+def test_lend_with_a_share_deeper_than_the_stack_still_records_the_borrower() -> None:
+    """A borrow whose caller's share of the stack is larger than the stack (a coroutine driven
+    from C code) still lends, and names the innermost frame outside the pool's files."""
+    core, connector = make_core()
+    slot = opened_slot(core, connector)
+    core.nconns = 1
+    lease = core.lend(slot, 100_000)
+    code, _ = slot.site
+    assert code is sys._getframe(0).f_code  # this test function: the first frame not ours
+    core.start_give_back(lease, None, False)
+    assert core.idle[-1] is slot
