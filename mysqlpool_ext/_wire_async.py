@@ -37,7 +37,7 @@ import ssl
 import struct
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pymysql
@@ -589,12 +589,16 @@ def _ok_status(buf: bytearray, p: int) -> int:
 
 class _Yield:
     """``await _YIELD`` lets the other tasks run once, as ``await asyncio.sleep(0)`` does, minus
-    ``sleep``'s two Python-level calls on every query."""
+    ``sleep``'s two Python-level calls on every query.
+
+    Its ``__await__`` is C code: an iterator over ``(None,)`` yields once, a bare yield, and the
+    task reschedules itself at once; a generator would be one more Python frame per query. (A
+    cancellation thrown in there is raised at the ``await``, as for any iterator without
+    ``throw``.)"""
 
     __slots__ = ()
 
-    def __await__(self) -> Generator[None, None, None]:
-        yield  # a bare yield: the task reschedules itself at once
+    __await__ = staticmethod(functools.partial(iter, (None,)))
 
 
 _YIELD = _Yield()
