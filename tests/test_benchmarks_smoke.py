@@ -8,6 +8,7 @@ rows and that the report, the targets and (when matplotlib is installed) the cha
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,22 @@ def test_runner_passes_only_the_arguments_a_module_accepts() -> None:
     seen.clear()
     _call_run(wide, "mysql://u@h/d", 1.0, 3, False, print)
     assert set(seen) == {"url", "duration", "repeats", "quick", "progress"}
+
+
+@pytest.mark.parametrize(
+    ("cell", "subject"),
+    [("async_select1", "ours"), ("borrow", "ours"), ("sync_select1", "pool")],
+)
+def test_instruction_count_drivers_run(db_url: str, cell: str, subject: str) -> None:
+    """``benchmarks.instructions`` runs these drivers under valgrind; here they run bare, a few
+    operations each, so that a renamed helper fails the suite and not a later benchmark."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, MYSQLPOOL_TEST_URL=db_url, PYTHONPATH=str(root))
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.instructions", "--drive", cell, subject, "3"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
