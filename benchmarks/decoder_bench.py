@@ -192,13 +192,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--json", help="write the whole result to this file")
+    parser.add_argument("--chart", help="draw the cells as bar charts in this PNG (the README's)")
+    parser.add_argument("--from-json", help="no run: print and chart a result saved with --json")
     args = parser.parse_args(argv)
-    result = run(args.repeats, args.seconds)
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as f:
+            result = json.load(f)
+    else:
+        result = run(args.repeats, args.seconds)
     _print(result)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1, default=str)
+    if args.chart:
+        write_chart(result, args.chart)
     return 0
+
+
+def write_chart(result: dict[str, Any], path: str) -> None:
+    """Issue 17's four cells, one bar panel each, ours highlighted (``report.write_chart``)."""
+    from .report import write_chart as draw
+
+    rows = [*result.get("sync_rows", []), *result.get("async_rows", [])]
+    load = result.get("load_before") or "?"
+    server = result.get("server", "?")
+    draw(rows, path, f"result-set decoding, compiled vs pure vs peers — {server}, load {load}")
 
 
 if __name__ == "__main__":
