@@ -471,23 +471,9 @@ class ConnectionPool(StatementMethods):
         slot = self._run(core.borrow(timeout, _ThreadWaiter, got))
         return core.lend(slot, 2)
 
-    def idle_hint(self, conn: Connection) -> object | None:
-        """A token for ``conn``, lent by this pool, that :meth:`take_idle` takes after ``conn``
-        has gone back (None if it is not this pool's).
-
-        For adapters that keep a thread's next borrow on the connection its last one gave back
-        (the Django ENGINE, between two requests of a thread)."""
-        slot = conn.__dict__.get("_mp_slot")
-        return slot if slot.__class__ is Slot and slot.core is self._core else None
-
-    def take_idle(self, hint: object) -> Connection | None:
-        """Borrow the connection :meth:`idle_hint` named, if it is still idle and needs no
-        check: None when anyone else has it, it was discarded, it is due a liveness check or
-        past its lifetime, or the pool is closed (then borrow as usual, which checks it).
-
-        An ordinary borrow of one chosen idle connection: what :meth:`get_connection` lends is
-        always clean, and so is this; while anyone waits in line nothing stays idle, so it never
-        goes ahead of a waiter."""
+    def _take_idle(self, hint: object) -> Connection | None:
+        """The idle connection ``hint`` (the ``_mp_slot`` of a lease given back earlier), lent
+        again if it is still idle and needs no check; else None (then borrow as usual)."""
         if hint.__class__ is not Slot or hint.core is not self._core:
             return None
         return self._core.take_idle(hint, 2)

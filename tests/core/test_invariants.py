@@ -245,41 +245,6 @@ def test_idle_connection_killed_by_server_is_not_lent(
     assert pool.stats()["checks_failed"] == 1
 
 
-def test_take_idle_lends_the_named_idle_connection_or_nothing(
-    make_pool: MakePool, admin: Admin
-) -> None:
-    """``pool.take_idle(pool.idle_hint(conn))`` (a thread's next borrow on the connection it
-    gave back, for the Django ENGINE): that connection while it is idle and fit, clean like any
-    borrow; never one lent to someone else, killed by the server, or of a closed pool."""
-    pool = make_pool(size=2, max_size=2, check_window=30.0)
-    a, b = pool.get_connection(), pool.get_connection()
-    first = session_id(a)
-    hint = pool.idle_hint(a)
-    assert make_pool(size=0).idle_hint(a) is None  # not that pool's
-    a.execute_query("SET @left_behind = 1")  # the give-back resets the session
-    a.close()
-    b.close()  # b is the LIFO top: a plain borrow would take it
-    again = pool.take_idle(hint)
-    assert again is not None and session_id(again) == first
-    assert again.execute_query("SELECT @left_behind", return_one=True)[0] is None
-    assert pool.take_idle(hint) is None  # lent
-    again.close()
-
-    kill(admin, first)
-    wait_until(lambda: first not in processlist_ids(admin), what="the KILL")
-    assert pool.take_idle(hint) is None  # the server hung up: left for a checked borrow
-    with pool.connection(timeout=5) as conn:
-        assert session_id(conn) != first
-    pool.close()
-    assert pool.take_idle(hint) is None
-
-
-def processlist_ids(admin: Admin) -> set[int]:
-    with admin.cursor() as cur:
-        cur.execute("SELECT ID FROM information_schema.PROCESSLIST")
-        return {int(row[0]) for row in cur.fetchall()}
-
-
 # -- 4. Giving back is cheap; dirty is rolled back; broken is discarded --------------------------
 
 

@@ -309,7 +309,7 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         scope = current_scope()
         if not isinstance(scope, OrmScope) or scope.holds(pool):
             return False
-        conn = pool.take_idle(hint)
+        conn = pool._take_idle(hint)
         if conn is None:
             return False
         if not conn.server_status & _AUTOCOMMIT:
@@ -468,7 +468,7 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         conn = self.connection
         if not self.in_atomic_block and conn is not None and pool is not None:
             # Remember it: the next request of this thread may take it back (_resume()).
-            self._parked = (pool, pool.idle_hint(conn))
+            self._parked = (pool, conn.__dict__.get("_mp_slot"))
         if self.in_atomic_block:
             # What Django's close() does to a connection closed inside atomic().
             self.closed_in_transaction = True
