@@ -347,34 +347,6 @@ class PoolCore:
         finally:
             lock.release()
 
-    def take_idle(self, slot: Slot, depth: int) -> Connection | None:
-        """Lend ``slot`` again if it is still idle and fit to lend as it is, else None.
-
-        For a borrower that remembers the connection it gave back (the Django ENGINE's wrapper,
-        between two requests of one thread: HikariCP's thread-local hint). The slot went
-        through the whole give-back (rolled back, reset or discarded as needed) and sat in the
-        idle deque, where anyone could take it: this is an ordinary borrow of a chosen idle
-        connection. Never ahead of waiters: while one waits, nothing stays idle. A slot that
-        needs a liveness check (or is past its lifetime) goes back to the deque, and the caller
-        borrows the usual way, which checks it. ``depth`` as for :meth:`lend`, plus this frame.
-        """
-        lock = self.lock
-        lock.acquire()
-        try:
-            if self.closed:
-                return None
-            try:
-                self.idle.remove(slot)
-            except ValueError:  # lent to someone else, discarded, or from before a fork
-                return None
-        finally:
-            lock.release()
-        now = _monotonic()
-        if self.vet(slot, now) is not Verdict.LEND:
-            self.put_idle(slot)
-            return None
-        return self.lend(slot, depth + 1, now)
-
     def end_wait(self, waiter: Waiter, start: float) -> Slot | _Permit | _Closed | None:
         """After a wait (woken, timed out or interrupted): what the giver left, or None after
         leaving the line. Under the lock, so a hand-over racing with a timeout is never lost."""

@@ -471,13 +471,6 @@ class ConnectionPool(StatementMethods):
         slot = self._run(core.borrow(timeout, _ThreadWaiter, got))
         return core.lend(slot, 2)
 
-    def _take_idle(self, hint: object) -> Connection | None:
-        """The idle connection ``hint`` (the ``_mp_slot`` of a lease given back earlier), lent
-        again if it is still idle and needs no check; else None (then borrow as usual)."""
-        if hint.__class__ is not Slot or hint.core is not self._core:
-            return None
-        return self._core.take_idle(hint, 2)
-
     def _give_back(self, lease: Connection, exc: BaseException | None, block: bool) -> None:
         proc = self._core.start_give_back(lease, exc, block)
         if proc is not None:

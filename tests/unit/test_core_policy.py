@@ -304,31 +304,3 @@ def test_lend_with_a_share_deeper_than_the_stack_still_records_the_borrower() ->
     assert code is sys._getframe(0).f_code  # this test function: the first frame not ours
     core.start_give_back(lease, None, False)
     assert core.idle[-1] is slot
-
-
-def test_take_idle_lends_the_chosen_slot_only_while_it_is_idle_and_fit() -> None:
-    """The Django ENGINE's way back to the connection its thread's last request gave back: an
-    ordinary borrow of one chosen idle slot, refused when anyone else has it, when it needs a
-    check (or is past its lifetime: it stays idle for the usual borrow), or after close."""
-    core, connector = make_core(max_size=3, check_window=30.0)
-    a, b = opened_slot(core, connector), opened_slot(core, connector)
-    core.nconns = 2
-    core.idle.extend([a, b])  # b is the LIFO top: a plain borrow would take b
-    lease = core.take_idle(a, 1)
-    assert lease is not None and lease._mp_slot is a
-    assert list(core.idle) == [b] and a in core.lent and core.counters["requests_num"] == 1
-    assert core.take_idle(a, 1) is None  # lent: not idle any more
-    core.start_give_back(lease, None, False)
-    assert list(core.idle) == [b, a]
-
-    a.last_used -= 60.0  # idle past the check window: the usual borrow checks it
-    assert core.take_idle(a, 1) is None
-    assert a in core.idle and a not in core.lent
-    a.last_used += 60.0
-    a.expires = a.last_used - 1.0  # past its lifetime: left for the usual borrow to retire
-    assert core.take_idle(a, 1) is None
-    assert a in core.idle
-    a.expires = None
-
-    core.close_begin()
-    assert core.take_idle(a, 1) is None

@@ -126,10 +126,6 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         # parameters). While the settings stay equal, the next connect() skips building the
         # parameters again and asking which pool they mean (see connect()).
         self._reconnect: tuple[dict[str, Any], ConnectionPool, dict[str, Any]] | None = None
-        # After a request: (the pool, the slot of the connection the request gave back). The
-        # next ensure_connection() in this thread takes that same connection again if it is
-        # still idle (see _resume()), instead of a Django connect() and a borrow.
-        self._parked: tuple[ConnectionPool, object] | None = None
 
     # -- the pool ------------------------------------------------------------------------------
 
@@ -262,81 +258,6 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         self.run_on_commit = []
 
     @async_unsafe
-    def ensure_connection(self) -> None:
-        """Django's ``ensure_connection()``; after a request in this thread, first try to take
-        back the connection that request gave back (:meth:`_resume`)."""
-        if self.connection is None:
-            parked = self._parked
-            if parked is not None:
-                self._parked = None
-                if self._resume(parked[0], parked[1]):
-                    return
-            super().ensure_connection()
-
-    def _resume(self, pool: ConnectionPool, hint: object) -> bool:
-        """Connect by taking back the connection this thread's last request gave back, if it is
-        still idle in the pool: True if done.
-
-        Between requests a persistent connection (``CONN_MAX_AGE``) costs nothing, while a
-        pooled wrapper pays Django's ``connect()`` and ``close()`` on every request. The
-        connection went back to the pool at the end of the request (rolled back, reset or
-        discarded as the pool's give-back decides), and any thread could take it since; this
-        is an ordinary borrow of one chosen idle connection, so every invariant of the pool
-        holds. What ``connect()`` would do besides borrowing is either done here (the state it
-        resets) or known to be a no-op for this connection:
-
-        - the settings are those the connection's pool was chosen for (``_reconnect``);
-        - its session is in its connect-time state (the pool's give-back restored it), with
-          autocommit on, as Django's ``AUTOCOMMIT`` asks;
-        - ``init_connection_state`` has nothing to send (``sql_auto_is_null`` is off);
-        - nobody listens to ``connection_created``: a receiver may set up each session (a
-          reset would have undone it), so with one, every connect is a full ``connect()``.
-
-        Only inside a request scope, whose connection it becomes (as a borrow would), and only
-        when the scope holds none from this pool yet.
-        """
-        again = self._reconnect
-        if (
-            again is None
-            or again[1] is not pool
-            or not self.settings_dict["AUTOCOMMIT"]
-            or connection_created.receivers
-            or self.in_atomic_block
-            or self.features.__dict__.get("is_sql_auto_is_null_enabled", True)
-            or again[0] != self.settings_dict
-        ):
-            return False
-        scope = current_scope()
-        if not isinstance(scope, OrmScope) or scope.holds(pool):
-            return False
-        conn = pool._take_idle(hint)
-        if conn is None:
-            return False
-        if not conn.server_status & _AUTOCOMMIT:
-            conn.close()
-            return False
-        if scope.pin(pool, conn) is not conn:
-            return False  # another task of the request pinned one first; pin() gave ours back
-        # What Django's connect() resets (a test compares the two lists).
-        self.in_atomic_block = False
-        self.savepoint_ids = []
-        self.atomic_blocks = []
-        self.needs_rollback = False
-        self.health_check_enabled = self.settings_dict["CONN_HEALTH_CHECKS"]
-        max_age = self.settings_dict["CONN_MAX_AGE"]  # 0: the pool refuses anything else
-        self.close_at = None if max_age is None else time.monotonic() + max_age
-        self.closed_in_transaction = False
-        self.errors_occurred = False
-        self.health_check_done = True
-        self.connection = conn
-        self.autocommit = True
-        self.run_on_commit = []
-        self._conn_pool = pool
-        self._conn_scope = scope
-        scope.orm.append(self)
-        return True
-
-    @async_unsafe
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         return self._borrow(self._pool_for(conn_params), conn_params)
 
@@ -461,14 +382,9 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         No I/O, so the async middleware may call it on the event loop."""
         if self._conn_scope is not scope:
             return
-        pool = self._conn_pool
         self._conn_scope = None
         self._conn_pool = None
         self.run_on_commit = []
-        conn = self.connection
-        if not self.in_atomic_block and conn is not None and pool is not None:
-            # Remember it: the next request of this thread may take it back (_resume()).
-            self._parked = (pool, conn.__dict__.get("_mp_slot"))
         if self.in_atomic_block:
             # What Django's close() does to a connection closed inside atomic().
             self.closed_in_transaction = True

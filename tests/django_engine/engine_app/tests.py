@@ -4,8 +4,6 @@ database, TestCase/TransactionTestCase and the test Client exactly as a user's s
 from __future__ import annotations
 
 import threading
-import time
-from unittest import mock
 
 import pymysql
 from asgiref.sync import async_to_sync
@@ -16,7 +14,7 @@ from django.test import AsyncClient, TestCase, TransactionTestCase
 from engine_app.models import Item
 from mysqlpool_ext import current_pool
 from mysqlpool_ext.django import orm_scope
-from mysqlpool_ext.django.backend.base import DatabaseWrapper, engine_pools
+from mysqlpool_ext.django.backend.base import engine_pools
 
 
 def lent() -> int:
@@ -80,109 +78,6 @@ class RequestLifecycle(TransactionTestCase):
             self.assertEqual(len(set(data["ids"])), 1, data)
             self.assertEqual(lent(), 0)
         self.assertIsNone(connections["default"].connection)
-
-    def test_a_thread_takes_back_its_last_connection_without_connecting(self) -> None:
-        """The next request of a thread takes back the connection its last request gave back,
-        when nobody else took it meanwhile, without Django's connect() (what a persistent
-        connection saves) but still as a borrow, and clean: the give-back reset what the last
-        request changed. Between requests the wrapper looks closed, as with CONN_MAX_AGE=0."""
-        wrapper = connections["default"]
-        wrapper.close()
-        first = self.client.get("/same").json()["ids"][0]  # sets @engine_var on it
-        pool = engine_pools("default")[-1]
-        borrows = pool.stats()["requests_num"]
-        with mock.patch.object(
-            DatabaseWrapper, "connect", autospec=True, side_effect=DatabaseWrapper.connect
-        ) as connect:
-            for _ in range(3):
-                data = self.client.get("/session").json()
-                self.assertEqual(data, {"id": first, "var": None, "autocommit": 1})
-                self.assertIsNone(wrapper.connection)
-                self.assertEqual(lent(), 0)
-        self.assertEqual(connect.call_count, 0)
-        self.assertEqual(pool.stats()["requests_num"], borrows + 3)
-
-    def test_a_transaction_left_open_is_rolled_back_before_the_connection_is_taken_back(
-        self,
-    ) -> None:
-        connections["default"].close()
-        first = self.client.get("/leave-open").json()["id"]
-        self.assertEqual(self.client.get("/session").json()["id"], first)
-        self.assertEqual(Item.objects.filter(name="left-open").count(), 0)
-        connections["default"].close()
-        self.assertEqual(lent(), 0)
-
-    def test_a_connection_another_borrower_took_is_not_taken_back(self) -> None:
-        wrapper = connections["default"]
-        wrapper.close()
-        first = self.client.get("/session").json()["id"]
-        other = engine_pools("default")[-1].get_connection()  # LIFO: the one just given back
-        try:
-            self.assertEqual(other.thread_id(), first)
-            data = self.client.get("/session").json()
-            self.assertNotEqual(data["id"], first)
-            self.assertEqual(lent(), 1)  # `other` only
-        finally:
-            other.close()
-        self.assertEqual(lent(), 0)
-
-    def test_a_connection_killed_between_requests_is_not_taken_back(self) -> None:
-        wrapper = connections["default"]
-        wrapper.close()
-        first = self.client.get("/session").json()["id"]
-        settings_dict = wrapper.settings_dict
-        admin = pymysql.connect(
-            host=settings_dict["HOST"],
-            port=int(settings_dict["PORT"]),
-            user=settings_dict["USER"],
-            password=settings_dict["PASSWORD"],
-            autocommit=True,
-        )
-        try:
-            with admin.cursor() as cur:
-                cur.execute(f"KILL {int(first)}")
-                deadline = time.monotonic() + 10
-                while True:
-                    cur.execute(
-                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s",
-                        (first,),
-                    )
-                    if cur.fetchone()[0] == 0 or time.monotonic() > deadline:
-                        break
-                    time.sleep(0.01)
-        finally:
-            admin.close()
-        response = self.client.get("/session")
-        self.assertEqual(response.status_code, 200)
-        self.assertNotEqual(response.json()["id"], first)
-        self.assertEqual(lent(), 0)
-
-    def test_with_a_connection_created_receiver_every_request_connects(self) -> None:
-        """A receiver may set each session up; the give-back's reset would have undone that on
-        a connection taken back, so then every request runs the full connect()."""
-        connections["default"].close()
-        seen: list[object] = []
-
-        def hear(sender: object, connection: object, **kwargs: object) -> None:
-            seen.append(connection)
-
-        connection_created.connect(hear)
-        try:
-            for _ in range(3):
-                self.client.get("/session")
-        finally:
-            connection_created.disconnect(hear)
-        self.assertEqual(len(seen), 3)
-
-    def test_a_closed_pool_is_never_taken_back_from(self) -> None:
-        wrapper = connections["default"]
-        wrapper.close()
-        self.client.get("/session")
-        old = engine_pools("default")[-1]
-        wrapper.close_pool()
-        self.assertEqual(self.client.get("/session").status_code, 200)
-        self.assertIsNot(engine_pools("default")[-1], old)
-        self.assertEqual(lent(), 0)
 
     def test_request_shares_a_connection_the_orm_took_outside_requests(self) -> None:
         """No test transaction here: the middleware finds the ORM's own connection only because

@@ -99,23 +99,6 @@ def pool_tx_in_atomic(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
-def session(request: HttpRequest) -> JsonResponse:
-    """What a request finds on its connection: which one it is, the variable ``same`` sets, and
-    the autocommit mode."""
-    with connections["default"].cursor() as cur:
-        cur.execute("SELECT CONNECTION_ID(), @engine_var, @@autocommit")
-        cid, var, autocommit = cur.fetchone()
-    return JsonResponse({"id": int(cid), "var": var, "autocommit": int(autocommit)})
-
-
-def leave_open(request: HttpRequest) -> JsonResponse:
-    """A transaction begun through current_pool and never ended (the request's end rolls it
-    back)."""
-    current_pool.execute_query("BEGIN")
-    current_pool.execute_query("INSERT INTO engine_app_item (name) VALUES ('left-open')")
-    return JsonResponse({"id": _orm_cid()})
-
-
 def item(request: HttpRequest, pk: int) -> JsonResponse:
     obj = Item.objects.get(pk=pk)
     return JsonResponse({"id": obj.pk, "name": obj.name})

@@ -14,6 +14,4 @@ urlpatterns = [
     path("stream", views.stream),
     path("other-fail", views.other_fail),
     path("stats", views.stats),
-    path("session", views.session),
-    path("leave-open", views.leave_open),
 ]
