@@ -311,6 +311,9 @@ class PoolCore:
         self.idle: collections.deque[Slot] = collections.deque()
         self.waiters: collections.deque[Waiter] = collections.deque()
         self.lent: set[Slot] = set()
+        #: Lent slots whose borrower has finished with them for now but keeps them (see
+        #: :meth:`keep`), with the borrower's lease: still in ``lent``; anyone may take them.
+        self.kept: dict[Slot, Connection] = {}
         self.leaked: collections.deque[Slot] = collections.deque()
         self.nconns = 0  # open + being opened: never above max_size
         self.generation += 1
@@ -338,6 +341,8 @@ class PoolCore:
             if self.nconns < self.max_size and self.outage is None:
                 self.nconns += 1
                 return PERMIT
+            if self.kept:
+                return self.take_from_keeper_locked()
             if make_waiter is None:
                 return None
             waiter = make_waiter()
@@ -389,6 +394,86 @@ class PoolCore:
                 self.grant_permit_locked()
         elif isinstance(result, Slot):
             self.put_idle(result)
+
+    # -- kept connections: the persistent connection's speed, the pool's capacity -------------
+    def keep(self, lease: Connection) -> bool:
+        """The borrower of ``lease`` has finished with it for now and will likely want it again
+        soon (the Django ENGINE's wrapper, at the end of a request of its thread). Instead of
+        giving it back, it keeps the lease; True if so, else it must give it back as usual.
+
+        A kept connection is still lent (it counts towards ``max_size`` like any), but anyone
+        who finds no idle connection and no room to open one takes it instead of waiting
+        (:meth:`take_from_keeper_locked`), so keeping never makes a borrower wait for capacity
+        a keeper is not using. Only a connection that giving back would not touch is kept (no
+        transaction, a session in its connect-time state, alive as far as its flags tell) and
+        only while nobody waits; so it is exactly what a borrow would lend. Its owner takes it
+        back with :meth:`take_kept` before using it again.
+        """
+        if lease.__class__ is not Connection:
+            return False
+        slot = lease.__dict__.get("_mp_slot")
+        if slot.__class__ is not Slot or slot.core is not self:
+            return False
+        raw = slot.raw
+        if (
+            slot.generation != self.generation
+            or raw._sock is None
+            or raw._mp_broken
+            or raw._mp_retired
+            or self.session_plan(raw, clear_notes=False) != _NOTHING
+        ):
+            return False
+        result = raw._result
+        if result is not None and (result.unbuffered_active or result.has_next):
+            return False
+        now = _monotonic()
+        if slot.expires is not None and now >= slot.expires:
+            return False
+        lock = self.lock
+        lock.acquire()
+        try:
+            if self.closed or self.waiters or slot not in self.lent:
+                return False
+            self.kept[slot] = lease
+        finally:
+            lock.release()
+        d = raw.__dict__
+        d["_mp_used"] = d["_mp_errored"] = False  # per-borrow notes, as a give-back clears them
+        slot.last_used = now
+        return True
+
+    def take_kept(self, lease: Connection) -> bool:
+        """The keeper of ``lease`` wants it again: True if it is still kept for it and fit to use
+        as it is (then it is lent to the keeper as by a borrow). False if someone took it (the
+        lease is then detached), the pool closed or forked, or it needs what only a borrow does
+        (a liveness check after an idle spell or a hang-up, its lifetime is over): the keeper
+        then gives the lease back (``close()``, a no-op if detached) and borrows as usual."""
+        slot = lease.__dict__.get("_mp_slot")
+        if slot.__class__ is not Slot or slot.core is not self:
+            return False
+        lock = self.lock
+        lock.acquire()
+        try:
+            if self.kept.pop(slot, None) is None:
+                return False
+            self.counters["requests_num"] += 1
+        finally:
+            lock.release()
+        now = _monotonic()
+        if slot.raw._mp_retired or self.vet(slot, now) is not Verdict.LEND:
+            return False
+        slot.borrowed_at = now
+        slot.leak_reported = False
+        return True
+
+    def take_from_keeper_locked(self) -> Slot:
+        """A borrower found nothing idle and no room: take the connection kept longest from its
+        keeper (its lease is detached: the keeper's next :meth:`take_kept` fails). Lock held."""
+        slot = next(iter(self.kept))
+        lease = self.kept.pop(slot)
+        self.lent.discard(slot)
+        self.detach(lease)
+        return slot
 
     def vet(self, slot: Slot, now: float) -> Verdict:
         """Borrow-time policy for a slot taken from the idle deque."""
@@ -676,6 +761,8 @@ class PoolCore:
         lock.acquire()
         try:
             self.lent.discard(slot)
+            if self.kept:
+                self.kept.pop(slot, None)  # given back by its keeper
             closed = self.closed
             if closed:
                 self.drained.notify_all()
@@ -699,14 +786,20 @@ class PoolCore:
         if result is not None and (result.unbuffered_active or result.has_next):
             self.discard(slot, "returned with an unread result")
             return None
+        return self.session_plan(raw, clear_notes=True)
+
+    def session_plan(self, raw: Connection, clear_notes: bool) -> ResetPlan:
+        """What the session needs before it can be lent again, from its flags (no I/O);
+        ``clear_notes``: the per-borrow notes start afresh for the next borrower."""
         status = raw.server_status
         policy = self.reset
         in_trans = status & IN_TRANS or (raw._mp_errored and not status & AUTOCOMMIT)
         plan = _ROLLBACK if in_trans else _NOTHING
         if raw._mp_used:
             # Per-borrow notes start afresh for the next borrower (a reset clears them too).
-            d = raw.__dict__
-            d["_mp_used"] = d["_mp_errored"] = False
+            if clear_notes:
+                d = raw.__dict__
+                d["_mp_used"] = d["_mp_errored"] = False
             if policy == "auto" and not raw._mp_state.tracking:  # type: ignore[union-attr]
                 plan |= ResetPlan.REPLACE if self.reset_unsupported else ResetPlan.SESSION
         if policy == "auto":
@@ -819,7 +912,11 @@ class PoolCore:
         if limit is None:
             return []
         with self.lock:
-            late = [s for s in self.lent if not s.leak_reported and now - s.borrowed_at > limit]
+            late = [
+                s
+                for s in self.lent
+                if not s.leak_reported and now - s.borrowed_at > limit and s not in self.kept
+            ]
             for s in late:
                 s.leak_reported = True
         return late
@@ -852,6 +949,10 @@ class PoolCore:
             taken = [s for s in self.idle if matches(s.raw)]
             if taken:
                 self.idle = collections.deque(s for s in self.idle if s not in taken)
+            for s in [s for s in self.kept if matches(s.raw)]:  # kept: as good as idle
+                self.lent.discard(s)
+                self.detach(self.kept.pop(s))
+                taken.append(s)
             for s in self.lent:
                 if matches(s.raw):
                     s.raw.__dict__["_mp_retired"] = True
@@ -917,6 +1018,11 @@ class PoolCore:
             self.closed = True
             idle = list(self.idle)
             self.idle.clear()
+            for slot, lease in self.kept.items():  # their keepers are not using them
+                self.lent.discard(slot)
+                self.detach(lease)
+                idle.append(slot)
+            self.kept.clear()
             while self.waiters:
                 waiter = self.waiters.popleft()
                 waiter.result = CLOSED
@@ -940,8 +1046,9 @@ class PoolCore:
                 pool_min=self.size,
                 pool_max=self.max_size,
                 pool_size=self.nconns,
-                pool_available=len(self.idle),
-                in_use=len(self.lent),
+                pool_available=len(self.idle) + len(self.kept),
+                in_use=len(self.lent) - len(self.kept),
+                kept=len(self.kept),
                 requests_waiting=len(self.waiters),
                 server_unreachable=outage is not None and not refusing(outage),
                 server_refusing=outage is not None and refusing(outage),

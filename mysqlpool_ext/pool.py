@@ -471,6 +471,28 @@ class ConnectionPool(StatementMethods):
         slot = self._run(core.borrow(timeout, _ThreadWaiter, got))
         return core.lend(slot, 2)
 
+    def keep(self, conn: Connection) -> bool:
+        """Keep ``conn`` (lent by this pool) instead of giving it back, for a borrower that
+        will likely want it again soon; True if kept, else give it back as usual.
+
+        For adapters: the Django ENGINE keeps its thread's connection between two requests,
+        as ``CONN_MAX_AGE`` would, without Django's connect and the pool's give-back and borrow
+        on every request. The pool still owns the capacity: a borrower that finds no idle
+        connection and no room to open one takes a kept connection instead of waiting (the
+        keeper's lease is then detached). Only a connection that giving back would leave as
+        it is (no transaction, the session unchanged) is kept, and only while nobody waits.
+        Before using it again the keeper calls :meth:`take_kept`; closing the pool closes kept
+        connections with the idle ones.
+        """
+        return self._core.keep(conn)
+
+    def take_kept(self, conn: Connection) -> bool:
+        """Use a connection :meth:`keep` kept again: True if it is still kept for this lease
+        and fit to use as a borrow would lend it. False if another borrower took it, or it is
+        due a liveness check or past its lifetime: then ``conn.close()`` (a no-op if it was
+        taken) and borrow as usual."""
+        return self._core.take_kept(conn)
+
     def _give_back(self, lease: Connection, exc: BaseException | None, block: bool) -> None:
         proc = self._core.start_give_back(lease, exc, block)
         if proc is not None:
@@ -820,7 +842,11 @@ class ConnectionPool(StatementMethods):
 
     def __repr__(self) -> str:
         core = self._core
-        state = "closed" if core.closed else f"{len(core.idle)} idle, {len(core.lent)} in use"
+        state = (
+            "closed"
+            if core.closed
+            else f"{len(core.idle)} idle, {len(core.lent) - len(core.kept)} in use"
+        )
         return (
             f"<mysqlpool_ext.ConnectionPool {self.name!r} {self._where()} "
             f"size={core.size} max_size={core.max_size} ({state})>"

@@ -121,6 +121,16 @@ class RequestScope:
             return entry[1]
         return self._pin(pool, await pool.aget_connection())
 
+    def holds(self, pool: ConnectionPool) -> bool:
+        """Whether this request has (or had) a connection from ``pool``."""
+        return id(pool) in self._conns
+
+    def pin(self, pool: ConnectionPool, conn: Connection) -> Connection:
+        """Make ``conn``, lent by ``pool``, the request's connection for it, as
+        :meth:`connection_for` does with one it borrows; returns the request's connection
+        (``conn`` unless one was pinned meanwhile: then ``conn`` has gone back)."""
+        return self._pin(pool, conn)
+
     def _pin(self, pool: ConnectionPool, conn: Connection) -> Connection:
         """Keep the first connection pinned for ``pool``; a racing second borrow goes back.
 

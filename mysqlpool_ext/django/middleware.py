@@ -155,14 +155,17 @@ def orm_scope() -> Iterator[RequestScope]:
         _give_back(scope)
 
 
-def _give_back(scope: RequestScope) -> None:
+def _give_back(scope: RequestScope, keep: bool = True) -> None:
+    """``keep``: the ORM may keep its connection for its thread's next request (WSGI and
+    ``orm_scope()``: the thread goes on; not under ASGI, where each request's sync code runs
+    in a thread of its own)."""
     if isinstance(scope, OrmScope):
         # The ORM lets go of the request's connection first, so it never uses it afterwards;
         # connections it owns stay with it.
         if scope.orm:
             wrappers, scope.orm = scope.orm, []
             for wrapper in wrappers:
-                wrapper.release_request_connection(scope)
+                wrapper.release_request_connection(scope, keep)
         for pool in scope.shared:
             detach_connection(scope, pool)
     try:
@@ -191,12 +194,12 @@ async def _agive_back(scope: RequestScope) -> None:
     """Async path: a clean give-back is a lock and a deque, done on the loop; a rollback is a
     round trip, done in a thread so the event loop never waits on the network."""
     if scope.borrowed == 0:
-        _give_back(scope)  # no I/O: lets the ORM go of a connection given back early
+        _give_back(scope, False)  # no I/O: lets the ORM go of a connection given back early
         return
     if _clean(scope):
-        _give_back(scope)
+        _give_back(scope, False)
     else:
-        await asyncio.to_thread(_give_back, scope)
+        await asyncio.to_thread(_give_back, scope, False)
 
 
 def _scoped(content: Iterable[Any], scope: RequestScope) -> Iterator[Any]:

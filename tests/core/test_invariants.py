@@ -245,6 +245,48 @@ def test_idle_connection_killed_by_server_is_not_lent(
     assert pool.stats()["checks_failed"] == 1
 
 
+def test_a_kept_connection_is_lent_to_whoever_would_wait(make_pool: MakePool) -> None:
+    """``pool.keep()`` (the Django ENGINE, between two requests of a thread) never costs
+    capacity: with the pool full, another thread's borrow takes the kept connection at once,
+    and the keeper can no longer use its lease."""
+    pool = make_pool(size=1, max_size=1, timeout=5)
+    mine = pool.get_connection()
+    first = session_id(mine)
+    assert pool.keep(mine)
+    assert pool.stats()["in_use"] == 0 and pool.stats()["kept"] == 1
+    got: list[int] = []
+
+    def other() -> None:
+        with pool.connection(timeout=5) as conn:
+            got.append(session_id(conn))
+
+    started = time.monotonic()
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert got == [first] and time.monotonic() - started < 2.0
+    assert pool.take_kept(mine) is False
+    with pytest.raises(ConnectionReturnedError):
+        mine.cursor()
+    mine.close()  # a no-op
+    again = pool.get_connection()
+    assert pool.keep(again) and pool.take_kept(again) is True  # kept, and taken back
+    assert session_id(again) == first and pool.stats()["in_use"] == 1
+    again.close()
+    assert pool.stats()["pool_available"] == 1
+
+
+async def test_an_async_borrower_takes_a_kept_connection(make_pool: MakePool) -> None:
+    pool = make_pool(size=1, max_size=1, timeout=5)
+    mine = pool.get_connection()
+    first = session_id(mine)
+    assert pool.keep(mine)
+    async with pool.aconnection(timeout=5) as conn:
+        row = await conn.aexecute_query("SELECT CONNECTION_ID()", return_one=True)
+    assert row[0] == first
+    assert pool.take_kept(mine) is False
+
+
 # -- 4. Giving back is cheap; dirty is rolled back; broken is discarded --------------------------
 
 

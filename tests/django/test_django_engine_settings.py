@@ -147,3 +147,7 @@ def test_the_pooled_connect_resets_what_djangos_connect_resets() -> None:
     ours = [a for a in assigned(DatabaseWrapper.connect) if not a.startswith("_")]
     assert ours == django_order
     assert "connection_created.send" in inspect.getsource(DatabaseWrapper.connect)
+    # Using again the connection kept since the thread's last request is a connect too.
+    taken_back = [a for a in assigned(DatabaseWrapper._take_back) if not a.startswith("_")]
+    assert [a for a in taken_back if a in django_order] == django_order
+    assert set(taken_back) - set(django_order) == {"autocommit"}  # what set_autocommit() sets

@@ -304,3 +304,101 @@ def test_lend_with_a_share_deeper_than_the_stack_still_records_the_borrower() ->
     assert code is sys._getframe(0).f_code  # this test function: the first frame not ours
     core.start_give_back(lease, None, False)
     assert core.idle[-1] is slot
+
+
+def lent_lease(core: PoolCore, connector: FakeConnector) -> Connection:
+    slot = opened_slot(core, connector)
+    core.nconns += 1
+    return core.lend(slot, 1)
+
+
+def test_keep_only_what_giving_back_would_leave_as_it_is() -> None:
+    """A kept connection is exactly what a borrow would lend: never with a transaction, a
+    changed session, past its lifetime, of a closed pool, nor while someone waits."""
+    core, connector = make_core(max_size=4)
+    lease = lent_lease(core, connector)
+    raw = lease._mp_slot.raw  # type: ignore[union-attr]
+    for change, undo in (
+        ({"server_status": 2 | IN_TRANS}, {"server_status": 2}),
+        ({"_mp_dirty": True}, {"_mp_dirty": False}),
+        ({"_mp_broken": True}, {"_mp_broken": False}),
+        ({"_sock": None}, {"_sock": raw._sock}),
+    ):
+        raw.__dict__.update(change)
+        assert core.keep(lease) is False, change
+        raw.__dict__.update(undo)
+    core.waiters.append(FakeWaiter())
+    assert core.keep(lease) is False
+    core.waiters.clear()
+    raw.__dict__["_mp_used"] = True
+    assert core.keep(lease) is True
+    assert raw._mp_used is False  # per-borrow notes start afresh, as a give-back clears them
+    stats = core.stats()
+    assert (stats["kept"], stats["in_use"], stats["pool_available"]) == (1, 0, 1)
+    assert core.take_kept(lease) is True and core.stats()["kept"] == 0
+    assert core.counters["requests_num"] == 2  # a take-back is a borrow
+
+    lease._mp_slot.expires = 0.0  # type: ignore[union-attr]
+    assert core.keep(lease) is False  # past its lifetime: given back, retired there
+    core.close_begin()
+    assert core.keep(lease) is False
+
+
+def test_a_kept_slot_goes_to_a_borrower_that_would_otherwise_wait() -> None:
+    core, connector = make_core(max_size=1)
+    lease = lent_lease(core, connector)
+    slot = lease._mp_slot
+    assert core.keep(lease)
+    assert core.try_acquire(FakeWaiter) is slot  # no idle, no room: taken from its keeper
+    assert lease.__class__ is not Connection  # the keeper's lease is detached
+    assert core.take_kept(lease) is False
+    lease.close()  # a no-op on a detached lease
+    thief = core.lend(slot, 1)
+    assert core.lent == {slot} and not core.waiters
+    core.start_give_back(thief, None, False)
+    assert list(core.idle) == [slot]
+
+
+def test_a_kept_lease_given_back_is_no_longer_kept() -> None:
+    """Its keeper may give it back instead of taking it back (Django's close()): then it is
+    an idle slot like any, never also kept (which would lend it twice)."""
+    core, connector = make_core(max_size=1)
+    lease = lent_lease(core, connector)
+    slot = lease._mp_slot
+    assert core.keep(lease)
+    core.start_give_back(lease, None, False)
+    assert core.kept == {} and list(core.idle) == [slot]
+    assert core.try_acquire(None) is slot
+    assert core.try_acquire(None) is None  # only once
+
+
+def test_a_kept_slot_needing_a_check_is_not_taken_back() -> None:
+    core, connector = make_core(max_size=2, check_window=0.5)
+    lease = lent_lease(core, connector)
+    slot = lease._mp_slot
+    assert core.keep(lease)
+    slot.last_used -= 10.0  # idle past the check window: only a borrow (which checks) lends it
+    assert core.take_kept(lease) is False
+    core.start_give_back(lease, None, False)
+    assert list(core.idle) == [slot]
+
+
+def test_kept_slots_are_closed_with_the_pool_retired_with_their_server_not_late() -> None:
+    core, connector = make_core(max_size=3, leak_timeout=0.001)
+    first, second = lent_lease(core, connector), lent_lease(core, connector)
+    first_slot, second_slot = first._mp_slot, second._mp_slot
+    assert isinstance(first_slot, Slot) and isinstance(second_slot, Slot)
+    assert core.keep(first) and core.keep(second)
+    first_slot.borrowed_at -= 60.0
+    assert core.late_leases(_now()) == []  # kept, not leaked
+    assert core.retire_where(lambda raw: raw is second_slot.raw) == [second_slot]
+    assert second.__class__ is not Connection and core.stats()["kept"] == 1
+    _, to_close = core.close_begin()
+    assert to_close == [first_slot]  # closed with the idle ones: its keeper is not using it
+    assert first.__class__ is not Connection and core.kept == {} and core.lent == set()
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()

@@ -41,7 +41,7 @@ from pymysql.constants import FIELD_TYPE, SERVER_STATUS
 from ...connection import Connection
 from ...errors import ConfigError
 from ...pool import ConnectionPool
-from ...scope import RequestScope, current_scope, detach_connection
+from ...scope import RequestScope, adopt_connection, current_scope, detach_connection
 from ..conf import engine_pool_options
 from ..engine_pools import ENGINE_POOLS
 from ..middleware import OrmScope
@@ -126,6 +126,10 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         # parameters). While the settings stay equal, the next connect() skips building the
         # parameters again and asking which pool they mean (see connect()).
         self._reconnect: tuple[dict[str, Any], ConnectionPool, dict[str, Any]] | None = None
+        # Between two requests of this thread: (the pool, the connection kept for the next one).
+        # While kept, the wrapper looks closed to Django (``connection`` is None); the pool lends
+        # it to anyone who would otherwise wait. See release_request_connection() and _take_back().
+        self._kept: tuple[ConnectionPool, Any] | None = None
 
     # -- the pool ------------------------------------------------------------------------------
 
@@ -258,6 +262,91 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         self.run_on_commit = []
 
     @async_unsafe
+    def ensure_connection(self) -> None:
+        """Django's ``ensure_connection()``; a connection kept since this thread's last request
+        is taken back first (:meth:`_take_back`)."""
+        if self.connection is None:
+            kept = self._kept
+            if kept is not None:
+                self._kept = None
+                if self._take_back(kept[0], kept[1]):
+                    return
+            super().ensure_connection()
+
+    def _take_back(self, pool: ConnectionPool, conn: Any) -> bool:
+        """Connect by using again the connection kept since this thread's last request: True if
+        done, else it went back to the pool (or someone else has it) and Django connects.
+
+        A persistent connection (``CONN_MAX_AGE``) costs nothing between requests; a pooled
+        wrapper would pay Django's ``connect()`` and ``close()`` and the pool's borrow and
+        give-back on every request. The pool kept the connection for this thread only because
+        giving it back would have left it as it was, and lends it to any borrower that would
+        otherwise wait (``ConnectionPool.keep``). What ``connect()`` would do besides borrowing
+        is done here (the state it resets) or known to be a no-op for this connection:
+
+        - the settings are those the connection's pool was chosen for (``_reconnect``);
+        - its session is in its connect-time state, with autocommit on, as ``AUTOCOMMIT`` asks;
+        - ``init_connection_state`` has nothing to send (``sql_auto_is_null`` is off);
+        - nobody listens to ``connection_created``: a receiver may set up each connection it
+          hears of, and hears of every connect, so with one this is a full ``connect()``.
+
+        Only inside a request scope that holds no connection of this pool yet: the connection
+        becomes the request's, shared with ``current_pool``, as a borrow would.
+        """
+        again = self._reconnect
+        settings_dict = self.settings_dict
+        scope = current_scope()
+        if (
+            again is None
+            or again[1] is not pool
+            or not isinstance(scope, OrmScope)
+            or scope.holds(pool)
+            or not settings_dict["AUTOCOMMIT"]
+            or connection_created.receivers
+            or self.in_atomic_block
+            or self.features.__dict__.get("is_sql_auto_is_null_enabled", True)
+            or again[0] != settings_dict
+            or not pool.take_kept(conn)
+        ):
+            conn.close()  # back to the pool (a no-op if another borrower took it)
+            return False
+        if not conn.server_status & _AUTOCOMMIT or scope.pin(pool, conn) is not conn:
+            conn.close()
+            return False
+        # What Django's connect() resets (a test compares the two lists).
+        self.in_atomic_block = False
+        self.savepoint_ids = []
+        self.atomic_blocks = []
+        self.needs_rollback = False
+        self.health_check_enabled = settings_dict["CONN_HEALTH_CHECKS"]
+        max_age = settings_dict["CONN_MAX_AGE"]  # 0: the pool refuses anything else
+        self.close_at = None if max_age is None else time.monotonic() + max_age
+        self.closed_in_transaction = False
+        self.errors_occurred = False
+        self.health_check_done = True
+        self.connection = conn
+        self.autocommit = True
+        self.run_on_commit = []
+        self._conn_pool = pool
+        self._conn_scope = scope
+        scope.orm.append(self)
+        return True
+
+    def release_kept(self) -> None:
+        """Give back the connection kept for this thread's next request, if any."""
+        kept = self._kept
+        if kept is not None:
+            self._kept = None
+            kept[1].close()  # a no-op if another borrower took it
+
+    @async_unsafe
+    def close(self) -> None:
+        """Django's ``close()``; also gives back a connection kept between requests, so that
+        ``connections.close_all()`` (end of a thread, a task, a test) leaves nothing kept."""
+        self.release_kept()
+        super().close()
+
+    @async_unsafe
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         return self._borrow(self._pool_for(conn_params), conn_params)
 
@@ -376,15 +465,26 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
                 conn.close()
         self.connection = None
 
-    def release_request_connection(self, scope: RequestScope) -> None:
+    def release_request_connection(self, scope: RequestScope, keep: bool = False) -> None:
         """End of ``scope``'s request: stop using its connection (the scope gives it back).
 
-        No I/O, so the async middleware may call it on the event loop."""
+        ``keep``: the thread that ran the request will likely run the next one with this
+        wrapper (WSGI): keep the connection for it when the pool allows (``pool.keep``), taken
+        out of the scope; :meth:`_take_back` uses it again. No I/O, so the async middleware may
+        call it on the event loop."""
         if self._conn_scope is not scope:
             return
+        pool = self._conn_pool
         self._conn_scope = None
         self._conn_pool = None
         self.run_on_commit = []
+        if keep and not self.in_atomic_block and pool is not None and self._kept is None:
+            conn = detach_connection(scope, pool)
+            if conn is not None:
+                if pool.keep(conn):
+                    self._kept = (pool, conn)
+                else:
+                    adopt_connection(scope, pool, conn)  # the scope gives it back
         if self.in_atomic_block:
             # What Django's close() does to a connection closed inside atomic().
             self.closed_in_transaction = True

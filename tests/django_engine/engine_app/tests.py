@@ -4,6 +4,8 @@ database, TestCase/TransactionTestCase and the test Client exactly as a user's s
 from __future__ import annotations
 
 import threading
+import time
+from unittest import mock
 
 import pymysql
 from asgiref.sync import async_to_sync
@@ -14,7 +16,7 @@ from django.test import AsyncClient, TestCase, TransactionTestCase
 from engine_app.models import Item
 from mysqlpool_ext import current_pool
 from mysqlpool_ext.django import orm_scope
-from mysqlpool_ext.django.backend.base import engine_pools
+from mysqlpool_ext.django.backend.base import DatabaseWrapper, engine_pools
 
 
 def lent() -> int:
@@ -78,6 +80,136 @@ class RequestLifecycle(TransactionTestCase):
             self.assertEqual(len(set(data["ids"])), 1, data)
             self.assertEqual(lent(), 0)
         self.assertIsNone(connections["default"].connection)
+
+    def test_a_thread_keeps_its_connection_between_requests(self) -> None:
+        """Between two requests of a thread the ORM keeps its connection, as a persistent one
+        would (no Django connect(), no give-back and borrow), while the pool still counts it as
+        available (any borrower that would wait takes it). Between requests the wrapper looks
+        closed, as with CONN_MAX_AGE=0."""
+        wrapper = connections["default"]
+        wrapper.close()
+        first = self.client.get("/session").json()["id"]
+        pool = engine_pools("default")[-1]
+        with mock.patch.object(
+            DatabaseWrapper, "connect", autospec=True, side_effect=DatabaseWrapper.connect
+        ) as connect:
+            for _ in range(3):
+                self.assertEqual(pool.stats()["kept"], 1)
+                self.assertIsNone(wrapper.connection)
+                self.assertEqual(lent(), 0)
+                data = self.client.get("/session").json()
+                self.assertEqual(data, {"id": first, "autocommit": 1})
+        self.assertEqual(connect.call_count, 0)
+        wrapper.close()  # Django's close() (connections.close_all()) gives it back
+        self.assertEqual(pool.stats()["kept"], 0)
+        self.assertEqual(lent(), 0)
+
+    def test_a_changed_session_is_reset_not_kept(self) -> None:
+        """A request that changed its session (a variable) or left a transaction open does not
+        keep its connection: it goes back, is reset or rolled back, and the next request finds
+        it clean."""
+        wrapper = connections["default"]
+        wrapper.close()
+        self.client.get("/same")  # SET @engine_var = 42
+        pool = engine_pools("default")[-1]
+        self.assertEqual(pool.stats()["kept"], 0)
+        self.assertEqual(self.client.get("/session?var=1").json()["var"], None)
+        self.client.get("/leave-open")  # BEGIN + INSERT, never ended
+        self.assertEqual(pool.stats()["kept"], 0)
+        self.assertEqual(self.client.get("/session").json()["autocommit"], 1)
+        self.assertEqual(Item.objects.filter(name="left-open").count(), 0)
+        wrapper.close()
+        self.assertEqual(lent(), 0)
+
+    def test_a_kept_connection_goes_to_a_borrower_that_would_wait(self) -> None:
+        """Keeping never costs capacity: with every other connection lent, a borrower takes the
+        kept one at once; the next request of its keeper simply borrows another."""
+        wrapper = connections["default"]
+        wrapper.close()
+        first = self.client.get("/session").json()["id"]
+        pool = engine_pools("default")[-1]
+        others = [pool.get_connection() for _ in range(pool.options.max_size - 1)]
+        try:
+            started = time.monotonic()
+            taker = pool.get_connection(timeout=5)  # nothing idle, no room: takes the kept one
+            self.assertLess(time.monotonic() - started, 1.0)
+            self.assertEqual(taker.thread_id(), first)
+            self.assertEqual(pool.stats()["kept"], 0)
+            for conn in others:
+                conn.close()
+            others = []
+            data = self.client.get("/session").json()
+            self.assertNotEqual(data["id"], first)
+            taker.close()
+        finally:
+            for conn in others:
+                conn.close()
+        wrapper.close()
+        self.assertEqual(lent(), 0)
+
+    def test_a_kept_connection_killed_between_requests_is_replaced(self) -> None:
+        wrapper = connections["default"]
+        wrapper.close()
+        first = self.client.get("/session").json()["id"]
+        settings_dict = wrapper.settings_dict
+        admin = pymysql.connect(
+            host=settings_dict["HOST"],
+            port=int(settings_dict["PORT"]),
+            user=settings_dict["USER"],
+            password=settings_dict["PASSWORD"],
+            autocommit=True,
+        )
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f"KILL {int(first)}")
+                deadline = time.monotonic() + 10
+                while True:
+                    cur.execute(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s",
+                        (first,),
+                    )
+                    if cur.fetchone()[0] == 0 or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
+        finally:
+            admin.close()
+        response = self.client.get("/session")
+        self.assertEqual(response.status_code, 200)
+        self.assertNotEqual(response.json()["id"], first)
+        wrapper.close()
+        self.assertEqual(lent(), 0)
+
+    def test_with_a_connection_created_receiver_every_request_connects(self) -> None:
+        """A receiver may set up each connection it hears of (the pool's reset would undo what
+        it set on a kept one), so with one every request runs the full connect()."""
+        connections["default"].close()
+        seen: list[object] = []
+
+        def hear(sender: object, connection: object, **kwargs: object) -> None:
+            seen.append(connection)
+
+        connection_created.connect(hear)
+        try:
+            for _ in range(3):
+                self.client.get("/session")
+        finally:
+            connection_created.disconnect(hear)
+        self.assertEqual(len(seen), 3)
+        connections["default"].close()
+
+    def test_closing_the_pool_closes_kept_connections(self) -> None:
+        wrapper = connections["default"]
+        wrapper.close()
+        first = self.client.get("/session").json()["id"]
+        old = engine_pools("default")[-1]
+        self.assertEqual(old.stats()["kept"], 1)
+        wrapper.close_pool()
+        self.assertTrue(old.closed)
+        data = self.client.get("/session").json()
+        self.assertNotEqual(data["id"], first)
+        self.assertIsNot(engine_pools("default")[-1], old)
+        wrapper.close()
+        self.assertEqual(lent(), 0)
 
     def test_request_shares_a_connection_the_orm_took_outside_requests(self) -> None:
         """No test transaction here: the middleware finds the ORM's own connection only because
@@ -166,6 +298,8 @@ class RequestLifecycle(TransactionTestCase):
             else:
                 self.assertEqual(data["name"], "a")
         self.assertEqual(lent(), 0)
+        # ASGI runs each request's sync code in a thread of its own: nothing is kept for it.
+        self.assertEqual(sum(p.stats()["kept"] for p in engine_pools()), 0)
 
     def test_outside_requests_borrow_per_use(self) -> None:
         connections["default"].close()

@@ -99,6 +99,30 @@ def pool_tx_in_atomic(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+def session(request: HttpRequest) -> JsonResponse:
+    """What a request finds on its connection: which one it is and its autocommit mode, and
+    with ``?var=1`` the variable ``same`` sets (reading a user variable counts as a change of
+    the session on MariaDB: the connection is then reset when it goes back)."""
+    sql = "SELECT CONNECTION_ID(), @@autocommit"
+    if request.GET.get("var"):
+        sql += ", @engine_var"
+    with connections["default"].cursor() as cur:
+        cur.execute(sql)
+        row = cur.fetchone()
+    data = {"id": int(row[0]), "autocommit": int(row[1])}
+    if request.GET.get("var"):
+        data["var"] = row[2]
+    return JsonResponse(data)
+
+
+def leave_open(request: HttpRequest) -> JsonResponse:
+    """A transaction begun through current_pool and never ended (the request's end rolls it
+    back)."""
+    current_pool.execute_query("BEGIN")
+    current_pool.execute_query("INSERT INTO engine_app_item (name) VALUES ('left-open')")
+    return JsonResponse({"id": _orm_cid()})
+
+
 def item(request: HttpRequest, pk: int) -> JsonResponse:
     obj = Item.objects.get(pk=pk)
     return JsonResponse({"id": obj.pk, "name": obj.name})

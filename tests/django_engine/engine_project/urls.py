@@ -14,4 +14,6 @@ urlpatterns = [
     path("stream", views.stream),
     path("other-fail", views.other_fail),
     path("stats", views.stats),
+    path("session", views.session),
+    path("leave-open", views.leave_open),
 ]
