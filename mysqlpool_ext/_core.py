@@ -312,8 +312,10 @@ class PoolCore:
         self.waiters: collections.deque[Waiter] = collections.deque()
         self.lent: set[Slot] = set()
         #: Lent slots whose borrower has finished with them for now but keeps them (see
-        #: :meth:`keep`), with the borrower's lease: still in ``lent``; anyone may take them.
-        self.kept: dict[Slot, Connection] = {}
+        #: :meth:`keep`), with the borrower's lease and thread: still in ``lent``; anyone who
+        #: would otherwise wait takes them, and before opening a connection, one whose keeper's
+        #: thread has ended.
+        self.kept: dict[Slot, tuple[Connection, threading.Thread]] = {}
         self.leaked: collections.deque[Slot] = collections.deque()
         self.nconns = 0  # open + being opened: never above max_size
         self.generation += 1
@@ -338,11 +340,16 @@ class PoolCore:
                 raise PoolClosedError(f"pool {self.name!r} is closed")
             if self.idle:
                 return self.idle.pop()
+            kept = self.kept
+            if kept:
+                for slot, (_, thread) in kept.items():
+                    if not thread.is_alive():  # a thread per request (runserver): never back
+                        return self.take_from_keeper_locked(slot)
             if self.nconns < self.max_size and self.outage is None:
                 self.nconns += 1
                 return PERMIT
-            if self.kept:
-                return self.take_from_keeper_locked()
+            if kept:
+                return self.take_from_keeper_locked(next(iter(kept)))
             if make_waiter is None:
                 return None
             waiter = make_waiter()
@@ -434,7 +441,7 @@ class PoolCore:
         try:
             if self.closed or self.waiters or slot not in self.lent:
                 return False
-            self.kept[slot] = lease
+            self.kept[slot] = (lease, threading.current_thread())
         finally:
             lock.release()
         d = raw.__dict__
@@ -466,11 +473,11 @@ class PoolCore:
         slot.leak_reported = False
         return True
 
-    def take_from_keeper_locked(self) -> Slot:
-        """A borrower found nothing idle and no room: take the connection kept longest from its
-        keeper (its lease is detached: the keeper's next :meth:`take_kept` fails). Lock held."""
-        slot = next(iter(self.kept))
-        lease = self.kept.pop(slot)
+    def take_from_keeper_locked(self, slot: Slot) -> Slot:
+        """Take a kept connection from its keeper for a borrower that found nothing idle (and no
+        room to open one, unless the keeper's thread has ended): its lease is detached, so the
+        keeper's next :meth:`take_kept` fails. Lock held."""
+        lease, _ = self.kept.pop(slot)
         self.lent.discard(slot)
         self.detach(lease)
         return slot
@@ -951,7 +958,7 @@ class PoolCore:
                 self.idle = collections.deque(s for s in self.idle if s not in taken)
             for s in [s for s in self.kept if matches(s.raw)]:  # kept: as good as idle
                 self.lent.discard(s)
-                self.detach(self.kept.pop(s))
+                self.detach(self.kept.pop(s)[0])
                 taken.append(s)
             for s in self.lent:
                 if matches(s.raw):
@@ -1018,7 +1025,7 @@ class PoolCore:
             self.closed = True
             idle = list(self.idle)
             self.idle.clear()
-            for slot, lease in self.kept.items():  # their keepers are not using them
+            for slot, (lease, _) in self.kept.items():  # their keepers are not using them
                 self.lent.discard(slot)
                 self.detach(lease)
                 idle.append(slot)

@@ -402,3 +402,22 @@ def _now() -> float:
     import time
 
     return time.monotonic()
+
+
+def test_a_connection_kept_by_an_ended_thread_is_taken_before_opening_another() -> None:
+    """A server that runs each request in a new thread (Django's runserver) never comes back
+    for what a request kept: the next borrower takes it instead of opening a connection."""
+    import threading
+
+    core, connector = make_core(max_size=4)
+    lease = lent_lease(core, connector)
+    slot = lease._mp_slot
+    kept: list[bool] = []
+    keeper = threading.Thread(target=lambda: kept.append(core.keep(lease)))
+    keeper.start()
+    keeper.join()
+    assert kept == [True]
+    assert core.try_acquire(None) is slot  # not a permit: nothing new opened
+    assert core.kept == {} and core.nconns == 1
+    assert core.keep(core.lend(slot, 1)) is True  # kept by this (live) thread
+    assert core.try_acquire(None) is PERMIT  # room: a live keeper keeps it

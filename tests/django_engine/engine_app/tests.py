@@ -197,6 +197,26 @@ class RequestLifecycle(TransactionTestCase):
         self.assertEqual(len(seen), 3)
         connections["default"].close()
 
+    def test_a_thread_per_request_server_opens_no_more_connections(self) -> None:
+        """Django's runserver runs each request in a new thread: what one request kept, the
+        next (another thread) takes, instead of opening a connection per request."""
+        connections["default"].close()
+        self.client.get("/session")  # warm: the pool's connection exists
+        pool = engine_pools("default")[-1]
+        opened = pool.stats()["connections_num"]
+        ids = set()
+
+        def request() -> None:
+            ids.add(self.client.get("/session").json()["id"])
+
+        for _ in range(5):
+            t = threading.Thread(target=request)
+            t.start()
+            t.join()
+        self.assertEqual(pool.stats()["connections_num"], opened)
+        self.assertLessEqual(len(ids), 2, ids)  # the main thread may keep the first one
+        connections["default"].close()
+
     def test_closing_the_pool_closes_kept_connections(self) -> None:
         wrapper = connections["default"]
         wrapper.close()
@@ -283,6 +303,7 @@ class RequestLifecycle(TransactionTestCase):
         pk = Item.objects.create(name="a").pk
         connections["default"].close()
         client = AsyncClient()
+        connections["default"].close_pool()  # nothing kept by the threads of earlier tests
 
         async def go() -> list[dict[str, object]]:
             out = []
@@ -299,7 +320,7 @@ class RequestLifecycle(TransactionTestCase):
                 self.assertEqual(data["name"], "a")
         self.assertEqual(lent(), 0)
         # ASGI runs each request's sync code in a thread of its own: nothing is kept for it.
-        self.assertEqual(sum(p.stats()["kept"] for p in engine_pools()), 0)
+        self.assertEqual(sum(p.stats()["kept"] for p in engine_pools("default")), 0)
 
     def test_outside_requests_borrow_per_use(self) -> None:
         connections["default"].close()
