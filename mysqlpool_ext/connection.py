@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import socket
 import struct
 import threading
 from collections.abc import Awaitable, Iterator
@@ -67,6 +68,10 @@ __all__ = [
 _SSL_BUILD_LOCK = threading.Lock()
 _poll = getattr(select, "poll", None)  # not on Windows: select.select() stands in there
 _POLLIN = getattr(select, "POLLIN", 1)
+#: Linux: a TCP socket's state, asked without releasing the GIL (see has_pending_input()).
+_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None)
+_TCP_ESTABLISHED = 1
+_IPPROTO_TCP = socket.IPPROTO_TCP
 
 
 class LeaseOwner(Protocol):
@@ -352,21 +357,33 @@ class _RawConnection(Connection):
         pymysql.connections.Connection.close(self)
 
     def has_pending_input(self) -> bool:
-        """True when the server sent something while this connection sat idle.
+        """True when the server hung up (or sent something) while this connection sat idle.
 
         The server never speaks first on an idle connection unless it ended the session: KILL,
-        shutdown and ``wait_timeout`` leave an EOF (MySQL 8 also an error packet) on the socket.
-        A zero-timeout poll (no round trip) tells, so the pool can check such a connection even
-        inside ``check_window`` instead of lending a dead one.
+        shutdown and ``wait_timeout`` close it (MySQL 8 sends an error packet first, with the
+        FIN), a crash resets it. Asked on every borrow, so the pool can check such a connection
+        even inside ``check_window`` instead of lending a dead one; it costs no round trip.
+
+        On Linux a TCP connection's state (``TCP_INFO``: anything but ESTABLISHED means the
+        server closed or reset it) is read without releasing the GIL. A zero-timeout ``poll``
+        releases it, like every blocking call: with other threads busy (gunicorn
+        ``--threads``) the borrower then waits for the GIL to come back, up to a switch
+        interval, on every borrow. Elsewhere (a Unix socket, other systems) the poll is used.
         """
         sock = self._sock
         if sock is None:
             return True
+        d = self.__dict__
         try:
+            tcp = d.get("_mp_tcp")
+            if tcp is None:  # once per socket: a pooled connection never changes socket
+                tcp = d["_mp_tcp"] = _tcp_info_works(sock)
+            if tcp:
+                return bool(sock.getsockopt(_IPPROTO_TCP, _TCP_INFO, 1)[0] != _TCP_ESTABLISHED)
             if _poll is not None:
-                poller = self.__dict__.get("_mp_poller")
-                if poller is None:  # one per socket: a pooled connection never changes socket
-                    poller = self.__dict__["_mp_poller"] = _poll()
+                poller = d.get("_mp_poller")
+                if poller is None:
+                    poller = d["_mp_poller"] = _poll()
                     poller.register(sock, _POLLIN)
                 return bool(poller.poll(0))
             return bool(select.select([sock], [], [], 0)[0])
@@ -493,3 +510,13 @@ if hasattr(os, "register_at_fork"):
         after_in_parent=_after_fork_in_parent,
         after_in_child=_after_fork_in_child,
     )
+
+
+def _tcp_info_works(sock: socket.socket) -> bool:
+    """Whether ``sock`` is a TCP socket whose state ``TCP_INFO`` reports (Linux)."""
+    if _TCP_INFO is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    try:
+        return len(sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)) == 1
+    except OSError:  # a kernel or sandbox without it
+        return False

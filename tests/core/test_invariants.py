@@ -287,6 +287,33 @@ async def test_an_async_borrower_takes_a_kept_connection(make_pool: MakePool) ->
     assert pool.take_kept(mine) is False
 
 
+@pytest.mark.parametrize("path", ["tcp_state", "poll"])
+def test_the_idle_check_sees_a_hang_up_without_a_round_trip(
+    make_pool: MakePool, admin: Admin, path: str
+) -> None:
+    """``has_pending_input()``, asked on every borrow: on Linux from the TCP state (which does
+    not release the GIL, so a borrow among busy threads does not wait to get it back), else
+    (a Unix socket, other systems) by a zero-timeout poll; both see the server hang up."""
+    import sys
+
+    pool = make_pool(size=1, max_size=1)
+    conn = pool.get_connection()
+    raw = conn._mp_slot.raw  # type: ignore[union-attr]  # the pool's handle on the socket
+    try:
+        cid = session_id(conn)
+        if path == "poll":
+            conn.__dict__["_mp_tcp"] = False
+        assert raw.has_pending_input() is False
+        if path == "tcp_state":
+            assert conn.__dict__["_mp_tcp"] is sys.platform.startswith("linux")
+        kill(admin, cid)
+        wait_until(raw.has_pending_input, what="the hang-up seen")
+    finally:
+        conn.close()
+    with pool.connection(timeout=5) as fresh:
+        assert session_id(fresh) != cid
+
+
 # -- 4. Giving back is cheap; dirty is rolled back; broken is discarded --------------------------
 
 
