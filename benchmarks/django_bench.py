@@ -22,11 +22,13 @@ connections fails alone), and the server's process list tells how many connectio
 holds: the table shows the most seen during its cells (polled every 0.2 s).
 All servers of one kind run at the same time and the cells are interleaved: a round runs every
 cell once, every other round in reverse order (ABBA), so a noisy neighbour or a drifting load hurts
-them alike; each figure is the median of its rounds. On a shared machine req/s swings by a third
-between runs, so the ratio "ours ÷ this" is taken per round (our cell and that row's cell run in
-the same round, next to each other for ``CONN_MAX_AGE=60``) and the table shows the median of
-those ratios with their range. The load generator is ``wrk`` (``apt-get install wrk``); without
-it, Python threads (slower; the rows say so).
+them alike; each figure is the median of its rounds. Every round starts its servers afresh: two
+instances of one backend differ by a few per cent (their memory layout), which a single instance
+per backend would have turned into a bias for the whole run. On a shared machine req/s swings
+by a third between runs, so the ratio "ours ÷ this" is taken per round (our cell and that
+row's cell run in the same round, next to each other for ``CONN_MAX_AGE=60``) and the table
+shows the median of those ratios with their range. The load generator is ``wrk`` (``apt-get
+install wrk``); without it, Python threads (slower; the rows say so).
 
 For the CPU each backend spends per request (steadier than req/s), see ``benchmarks.django_cpu``.
 """
@@ -277,27 +279,30 @@ def run(
     with _accounts(kwargs, [s[0] for s in chosen]) as accounts:
         for kind in servers:
             samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            with ExitStack() as stack:
-                ports = {
-                    key: stack.enter_context(_server(kind, accounts[key][1], env))
-                    for key, _, env, _ in chosen
-                }
-                counter = stack.enter_context(_ConnCounter(kwargs))
-                for key, *_ in chosen:  # warm-up: workers import, pools fill
-                    for _, _, path in SCENARIOS:
-                        load(ports[key], path, 1.0)
+            with _ConnCounter(kwargs) as counter:
                 for rep in range(repeats):
-                    # ABBA: every other round runs the cells in reverse order, so a drifting
-                    # load favours no backend; ours sits next to CONN_MAX_AGE=60 either way.
-                    cells = [(s, sc) for sc in SCENARIOS for s in chosen]
-                    if rep % 2:
-                        cells.reverse()
-                    for (key, label, _, _), (skey, slabel, path) in cells:
-                        cell = load(ports[key], path, duration)
-                        samples.setdefault((key, skey), []).append(cell)
-                        say(f"[django] {kind:<8} {slabel:<26} {label:<36} rep {rep + 1}: "
-                            f"{cell['ops_s']:8.0f} req/s")  # fmt: skip
-                        _drain(ports[key], path)
+                    # Fresh servers every round: two instances of one backend differ by a few
+                    # per cent (memory layout), as much as the backends do; a round's servers
+                    # are its own, so the medians average that over the rounds.
+                    with ExitStack() as stack:
+                        ports = {
+                            key: stack.enter_context(_server(kind, accounts[key][1], env))
+                            for key, _, env, _ in chosen
+                        }
+                        for key, *_ in chosen:  # warm-up: workers import, pools fill
+                            for _, _, path in SCENARIOS:
+                                load(ports[key], path, 1.0)
+                        # ABBA: every other round runs the cells in reverse order, so a
+                        # drifting load favours no backend; ours sits next to CONN_MAX_AGE=60.
+                        cells = [(s, sc) for sc in SCENARIOS for s in chosen]
+                        if rep % 2:
+                            cells.reverse()
+                        for (key, label, _, _), (skey, slabel, path) in cells:
+                            cell = load(ports[key], path, duration)
+                            samples.setdefault((key, skey), []).append(cell)
+                            say(f"[django] {kind:<8} {slabel:<26} {label:<36} rep {rep + 1}: "
+                                f"{cell['ops_s']:8.0f} req/s")  # fmt: skip
+                            _drain(ports[key], path)
                 after = counter.now()
             ours_key = next(s[0] for s in chosen if s[3])
             for skey, slabel, path in SCENARIOS:
