@@ -379,7 +379,7 @@ class _RawConnection(Connection):
             if tcp is None:  # once per socket: a pooled connection never changes socket
                 tcp = d["_mp_tcp"] = _tcp_info_works(sock)
             if tcp:
-                return bool(sock.getsockopt(_IPPROTO_TCP, _TCP_INFO, 1)[0] != _TCP_ESTABLISHED)
+                return sock.getsockopt(_IPPROTO_TCP, _TCP_INFO, 1)[0] != _TCP_ESTABLISHED
             if _poll is not None:
                 poller = d.get("_mp_poller")
                 if poller is None:
