@@ -144,10 +144,14 @@ def test_the_pooled_connect_resets_what_djangos_connect_resets() -> None:
         ]
 
     django_order = assigned(BaseDatabaseWrapper.connect)
-    ours = [a for a in assigned(DatabaseWrapper.connect) if not a.startswith("_")]
+    reset = assigned(DatabaseWrapper._reset_connection_state)  # called first by both below
+    ours = [a for a in reset + assigned(DatabaseWrapper.connect) if not a.startswith("_")]
     assert ours == django_order
     assert "connection_created.send" in inspect.getsource(DatabaseWrapper.connect)
     # Using again the connection kept since the thread's last request is a connect too.
-    taken_back = [a for a in assigned(DatabaseWrapper._take_back) if not a.startswith("_")]
+    taken_back = [a for a in reset + assigned(DatabaseWrapper._take_back) if not a.startswith("_")]
     assert [a for a in taken_back if a in django_order] == django_order
     assert set(taken_back) - set(django_order) == {"autocommit"}  # what set_autocommit() sets
+    for method in (DatabaseWrapper.connect, DatabaseWrapper._take_back):
+        source = inspect.getsource(method)
+        assert source.index("self._reset_connection_state(") < source.index("self.connection =")

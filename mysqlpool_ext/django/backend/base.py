@@ -245,6 +245,16 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
                 self._reconnect = (_snapshot(settings_dict), pool, cached[0])
             return
         self.check_settings()
+        self._reset_connection_state(settings_dict)
+        self.connection = self._borrow(again[1], again[2])
+        self.set_autocommit(settings_dict["AUTOCOMMIT"])
+        self.init_connection_state()
+        connection_created.send(sender=self.__class__, connection=self)
+        self.run_on_commit = []
+
+    def _reset_connection_state(self, settings_dict: dict[str, Any]) -> None:
+        """What Django's ``connect()`` resets before it connects, in its order (a test compares
+        the attributes with Django's own ``connect()``)."""
         self.in_atomic_block = False
         self.savepoint_ids = []
         self.atomic_blocks = []
@@ -255,11 +265,6 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         self.closed_in_transaction = False
         self.errors_occurred = False
         self.health_check_done = True
-        self.connection = self._borrow(again[1], again[2])
-        self.set_autocommit(settings_dict["AUTOCOMMIT"])
-        self.init_connection_state()
-        connection_created.send(sender=self.__class__, connection=self)
-        self.run_on_commit = []
 
     @async_unsafe
     def ensure_connection(self) -> None:
@@ -313,17 +318,7 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         if not conn.server_status & _AUTOCOMMIT or scope.pin(pool, conn) is not conn:
             conn.close()
             return False
-        # What Django's connect() resets (a test compares the two lists).
-        self.in_atomic_block = False
-        self.savepoint_ids = []
-        self.atomic_blocks = []
-        self.needs_rollback = False
-        self.health_check_enabled = settings_dict["CONN_HEALTH_CHECKS"]
-        max_age = settings_dict["CONN_MAX_AGE"]  # 0: the pool refuses anything else
-        self.close_at = None if max_age is None else time.monotonic() + max_age
-        self.closed_in_transaction = False
-        self.errors_occurred = False
-        self.health_check_done = True
+        self._reset_connection_state(settings_dict)
         self.connection = conn
         self.autocommit = True
         self.run_on_commit = []

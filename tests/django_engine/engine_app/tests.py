@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from unittest import mock
 
 import pymysql
@@ -17,6 +19,21 @@ from engine_app.models import Item
 from mysqlpool_ext import current_pool
 from mysqlpool_ext.django import orm_scope
 from mysqlpool_ext.django.backend.base import DatabaseWrapper, engine_pools
+
+
+@contextmanager
+def connects_heard() -> Iterator[list[object]]:
+    """The wrappers ``connection_created`` announces in the block, in order."""
+    seen: list[object] = []
+
+    def hear(sender: object, connection: object, **kwargs: object) -> None:
+        seen.append(connection)
+
+    connection_created.connect(hear)
+    try:
+        yield seen
+    finally:
+        connection_created.disconnect(hear)
 
 
 def lent() -> int:
@@ -183,17 +200,9 @@ class RequestLifecycle(TransactionTestCase):
         """A receiver may set up each connection it hears of (the pool's reset would undo what
         it set on a kept one), so with one every request runs the full connect()."""
         connections["default"].close()
-        seen: list[object] = []
-
-        def hear(sender: object, connection: object, **kwargs: object) -> None:
-            seen.append(connection)
-
-        connection_created.connect(hear)
-        try:
+        with connects_heard() as seen:
             for _ in range(3):
                 self.client.get("/session")
-        finally:
-            connection_created.disconnect(hear)
         self.assertEqual(len(seen), 3)
         connections["default"].close()
 
@@ -406,13 +415,7 @@ class RequestLifecycle(TransactionTestCase):
         a setting changed in place is seen on the next connect."""
         wrapper = connections["default"]
         wrapper.close()
-        seen: list[object] = []
-
-        def hear(sender: object, connection: object, **kwargs: object) -> None:
-            seen.append(connection)
-
-        connection_created.connect(hear)
-        try:
+        with connects_heard() as seen:
             for _ in range(3):
                 wrapper.ensure_connection()
                 wrapper.needs_rollback = True  # per-connection state connect() must reset
@@ -436,9 +439,7 @@ class RequestLifecycle(TransactionTestCase):
                 wrapper.settings_dict["OPTIONS"]["pool"]["timeout"] = old.options.timeout
             wrapper.ensure_connection()
             self.assertEqual(wrapper.borrowed_from.options.timeout, old.options.timeout)
-        finally:
-            connection_created.disconnect(hear)
-            wrapper.close()
+        wrapper.close()
 
     def test_current_pool_is_the_engine_pool(self) -> None:
         self.assertIs(current_pool._get_current_object(), connections["default"].pool)
