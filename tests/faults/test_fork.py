@@ -121,3 +121,41 @@ def test_parent_that_stops_borrowing_after_a_fork_closes_its_idle_connections(
             time.sleep(0.05)
         figures(idle_closed_after_s=round(closed_after, 2), refilled=pool.stats()["pool_size"])
         assert pool.stats()["pool_size"] == 2
+
+
+def test_a_connection_kept_before_a_fork_stays_the_parents(db_kwargs: dict[str, Any]) -> None:
+    """``pool.keep()`` (the Django ENGINE between requests) then a fork (gunicorn ``--preload``
+    after a warm-up request): the child can never take the kept connection back, giving it
+    back there sends nothing on the parent's socket, and the parent still uses it."""
+    with ConnectionPool(size=1, max_size=2, timeout=10, **db_kwargs) as pool:
+        kept = pool.get_connection()
+        kept_id = kept.execute_query("SELECT CONNECTION_ID()", return_one=True)[0]
+        assert pool.keep(kept)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            code = 1
+            try:
+                taken = pool.take_kept(kept)
+                kept.close()  # the parent's socket: dropped, not spoken on
+                own = pool.execute_query("SELECT CONNECTION_ID()", return_one=True)[0]
+                report: dict[str, Any] = {"taken": taken, "own": own}
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                report = {"error": repr(exc)}
+            try:
+                os.write(write_fd, json.dumps(report).encode())
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        report = json.loads(data or b"{}")
+        assert os.waitstatus_to_exitcode(status) == 0, report
+        assert report["taken"] is False and report["own"] != kept_id
+        assert pool.take_kept(kept) is True  # the parent's, untouched by the child
+        assert kept.execute_query("SELECT CONNECTION_ID()", return_one=True)[0] == kept_id
+        kept.close()
+        assert pool.stats()["connections_lost"] == 0
