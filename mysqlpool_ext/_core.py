@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import enum
+import itertools
 import logging
 import os
 import random
@@ -930,22 +931,42 @@ class PoolCore:
 
     # -- upkeep -------------------------------------------------------------------------------
     def retire_idle(self, now: float) -> list[tuple[Slot, bool]]:
-        """Take out idle slots past their lifetime, or surplus idle past max_idle."""
+        """Take out idle slots past their lifetime, or surplus idle past max_idle.
+
+        Kept slots too: their keepers are not using them, and a keeper may not come back for
+        hours (a quiet thread), so without this a kept connection would outlive
+        ``max_lifetime`` (which operators count on to move every connection off a server
+        within that time) and never shrink the pool after a burst (``max_idle``). Their
+        leases are detached: the keeper's next ``take_kept`` fails and it borrows anew."""
         retire: list[tuple[Slot, bool]] = []
+        max_idle = self.max_idle
+        idle_limit = float("inf") if max_idle is None else max_idle
         with self.lock:
-            keep: collections.deque[Slot] = collections.deque()
-            for slot in self.idle:  # oldest first
-                too_old = slot.expires is not None and now >= slot.expires
-                surplus = (
-                    self.max_idle is not None
-                    and now - slot.last_used > self.max_idle
-                    and self.nconns - len(retire) > self.size
-                )
-                if too_old or surplus:
-                    retire.append((slot, too_old))
-                else:
-                    keep.append(slot)
-            self.idle = keep
+            kept = sorted(self.kept, key=lambda s: s.last_used)  # oldest first, like idle
+            expired = {
+                s
+                for s in itertools.chain(self.idle, kept)
+                if s.expires is not None and now >= s.expires
+            }
+            # Surplus above size, counting the expired ones as gone already (idle ones first:
+            # a kept connection has a borrower likely to come back for it).
+            surplus = self.nconns - self.size - len(expired) if max_idle is not None else 0
+
+            def due(slot: Slot) -> bool:
+                nonlocal surplus
+                if slot in expired:
+                    retire.append((slot, True))
+                    return True
+                if surplus > 0 and now - slot.last_used > idle_limit:
+                    surplus -= 1
+                    retire.append((slot, False))
+                    return True
+                return False
+
+            self.idle = collections.deque(s for s in self.idle if not due(s))
+            for slot in kept:
+                if due(slot):
+                    self.take_from_keeper_locked(slot)
         return retire
 
     def retire_where(self, matches: Callable[[Connection], bool]) -> list[Slot]:

@@ -276,6 +276,37 @@ def test_a_kept_connection_is_lent_to_whoever_would_wait(make_pool: MakePool) ->
     assert pool.stats()["pool_available"] == 1
 
 
+def _alive_on_server(admin: Admin, cid: int) -> bool:
+    with admin.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (cid,))
+        (n,) = cur.fetchone()
+    return bool(n)
+
+
+@pytest.mark.parametrize("limit", ["max_lifetime", "max_idle"])
+def test_a_kept_connection_is_retired_like_an_idle_one(
+    make_pool: MakePool, admin: Admin, limit: str
+) -> None:
+    """Its keeper may never come back (a quiet thread): upkeep closes a kept connection past
+    ``max_lifetime``, or idle past ``max_idle`` above ``size``, as it would an idle one; the
+    keeper's lease is then detached and its next borrow gets a working connection."""
+    options = {"max_lifetime": 0.3} if limit == "max_lifetime" else {"max_idle": 0.3}
+    pool = make_pool(size=1, max_size=2, check_window=30.0, **options)
+    stay = pool.get_connection()
+    mine = pool.get_connection()
+    first = session_id(mine)
+    assert pool.keep(mine)
+    wait_until(lambda: not _alive_on_server(admin, first), 10.0, f"the server to drop {first}")
+    assert pool.stats()["kept"] == 0 and pool.stats()["connections_recycled"] >= 1
+    assert pool.take_kept(mine) is False
+    with pytest.raises(ConnectionReturnedError):
+        mine.cursor()
+    mine.close()  # a no-op
+    with pool.connection(timeout=5) as conn:
+        assert session_id(conn) != first
+    stay.close()
+
+
 async def test_an_async_borrower_takes_a_kept_connection(make_pool: MakePool) -> None:
     pool = make_pool(size=1, max_size=1, timeout=5)
     mine = pool.get_connection()

@@ -398,6 +398,29 @@ def test_kept_slots_are_closed_with_the_pool_retired_with_their_server_not_late(
     assert first.__class__ is not Connection and core.kept == {} and core.lent == set()
 
 
+def test_kept_slots_are_retired_like_idle_ones_past_their_lifetime_or_surplus() -> None:
+    """A keeper may not come back for hours: upkeep retires what it keeps as if it were idle
+    (past ``max_lifetime``; past ``max_idle`` above ``size``), detaching its lease."""
+    core, connector = make_core(size=1, max_size=4, max_idle=30.0)
+    leases = [lent_lease(core, connector) for _ in range(3)]
+    slots = [lease._mp_slot for lease in leases]
+    assert all(isinstance(s, Slot) for s in slots)
+    assert all(core.keep(lease) for lease in leases)
+    now = _now()
+    assert core.retire_idle(now) == []  # none idle for long, none expired
+    slots[2].expires = now - 1.0  # type: ignore[union-attr]
+    slots[0].last_used = now - 100.0  # type: ignore[union-attr]
+    slots[1].last_used = now - 60.0  # type: ignore[union-attr]
+    retired = core.retire_idle(now)
+    # Expired: always; surplus idle past max_idle: only down to size (1) connection.
+    assert set(retired) == {(slots[2], True), (slots[0], False)}
+    assert core.kept.keys() == {slots[1]} and core.lent == {slots[1]}
+    assert leases[0].__class__ is not Connection and leases[2].__class__ is not Connection
+    assert core.take_kept(leases[0]) is False  # its keeper borrows anew
+    slots[1].last_used = _now()  # type: ignore[union-attr]
+    assert core.take_kept(leases[1]) is True
+
+
 def _now() -> float:
     import time
 
