@@ -442,12 +442,13 @@ class PoolCore:
         try:
             if self.closed or self.waiters or slot not in self.lent:
                 return False
+            # Before it is kept: from then on another borrower may take it and make its notes.
+            d = raw.__dict__
+            d["_mp_used"] = d["_mp_errored"] = False  # per-borrow, as a give-back clears them
+            slot.last_used = now
             self.kept[slot] = (lease, threading.current_thread())
         finally:
             lock.release()
-        d = raw.__dict__
-        d["_mp_used"] = d["_mp_errored"] = False  # per-borrow notes, as a give-back clears them
-        slot.last_used = now
         return True
 
     def take_kept(self, lease: Connection) -> bool:
@@ -462,8 +463,11 @@ class PoolCore:
         lock = self.lock
         lock.acquire()
         try:
-            if self.kept.pop(slot, None) is None:
+            kept = self.kept.get(slot)
+            if kept is None or kept[0] is not lease:
+                # Taken (another borrower may even keep it by now, with a lease of its own).
                 return False
+            del self.kept[slot]
             self.counters["requests_num"] += 1
         finally:
             lock.release()
@@ -473,6 +477,25 @@ class PoolCore:
         slot.borrowed_at = now
         slot.leak_reported = False
         return True
+
+    def unkeep(self, lease: Connection) -> bool:
+        """Before a keeper gives ``lease`` back instead of taking it back: take it out of
+        ``kept`` under the lock, so that no other borrower can take it from the keeper while it
+        is being given back (both would then give it back: lent twice). True if the keeper
+        holds it as an ordinary lease now (or it was not kept); False if someone took it (the
+        lease is detached: there is nothing to give back)."""
+        lock = self.lock
+        lock.acquire()
+        try:
+            if lease.__class__ is not Connection:
+                return False
+            slot = lease.__dict__.get("_mp_slot")
+            kept = self.kept.get(slot)  # type: ignore[arg-type]
+            if kept is not None and kept[0] is lease:
+                del self.kept[slot]  # type: ignore[arg-type]
+            return True
+        finally:
+            lock.release()
 
     def take_from_keeper_locked(self, slot: Slot) -> Slot:
         """Take a kept connection from its keeper for a borrower that found nothing idle (and no
@@ -703,6 +726,8 @@ class PoolCore:
         ``block``: the end of a ``with`` block (``exc`` is its exception, or None): an open
         transaction is committed on success and rolled back on error first.
         """
+        if self.kept and not self.unkeep(lease):
+            return None  # it was kept, and another borrower took it from its keeper
         if lease.__class__ is ReturnedConnection:
             return None
         if block and lease.server_status & IN_TRANS:  # else the block end sends nothing

@@ -51,11 +51,19 @@ LOST_CONNECTION_CODES = frozenset(
 
 #: Session changes the server does not flag with SERVER_SESSION_STATE_CHANGED (checked on
 #: MariaDB 10.11): named locks, LOCK TABLES, user variables assigned or read inside an expression
-#: (``@x := 1``, ``INTO @x``), ``LAST_INSERT_ID(expr)``, HANDLER. A false positive (an ``@`` in a
-#: string literal) costs one reset round trip at give-back; a false negative would leak state.
-_UNTRACKED = re.compile(rb"lock|handler|found_rows|(?<!@)@(?!@)|last_insert_id\s*\(\s*[^\s)]")
+#: (``@x := 1``, ``INTO @x``), ``LAST_INSERT_ID(expr)``, HANDLER; ``SET TRANSACTION ...`` without
+#: ``SESSION`` (the next transaction's access mode or isolation level); ``CALL`` (a procedure
+#: may take a named lock). A false positive (an ``@`` in a string literal) costs one reset round
+#: trip at give-back; a false negative would leak state. A named lock taken inside a stored
+#: *function* or a trigger cannot be seen from the statement's text (README, "Limits").
+_UNTRACKED = re.compile(
+    rb"lock|handler|found_rows|(?<!@)@(?!@)|last_insert_id\s*\(\s*[^\s)]"
+    rb"|\bcall\b|\bset\s+transaction\b"
+)
 _USER_VARIABLE = re.compile(rb"(?<!@)@(?!@)")
 _LAST_INSERT_ID_SET = re.compile(rb"last_insert_id\s*\(\s*[^\s)]")
+_CALL = re.compile(rb"\bcall\b")
+_SET_TRANSACTION = re.compile(rb"\bset\s+transaction\b")
 
 
 #: Verdicts of :func:`may_change_untracked_state` by statement text: an application sends the
@@ -94,6 +102,10 @@ def _may_change_untracked_state(sql: bytes) -> bool:
     if b"lock" in s or b"handler" in s or b"found_rows" in s:
         return True
     if b"@" in s and _USER_VARIABLE.search(s) is not None:
+        return True
+    if b"call" in s and _CALL.search(s) is not None:
+        return True
+    if b"transaction" in s and _SET_TRANSACTION.search(s) is not None:
         return True
     return b"last_insert_id" in s and _LAST_INSERT_ID_SET.search(s) is not None
 

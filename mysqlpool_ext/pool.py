@@ -481,8 +481,9 @@ class ConnectionPool(StatementMethods):
         connection and no room to open one takes a kept connection instead of waiting (the
         keeper's lease is then detached). Only a connection that giving back would leave as
         it is (no transaction, the session unchanged) is kept, and only while nobody waits.
-        Before using it again the keeper calls :meth:`take_kept`; closing the pool closes kept
-        connections with the idle ones.
+        Before using it again the keeper calls :meth:`take_kept`, or :meth:`release_kept` to
+        give it back instead; closing the pool closes kept connections with the idle ones, and
+        upkeep retires them like idle ones (``max_lifetime``, ``max_idle``).
         """
         return self._core.keep(conn)
 
@@ -492,6 +493,14 @@ class ConnectionPool(StatementMethods):
         due a liveness check or past its lifetime: then ``conn.close()`` (a no-op if it was
         taken) and borrow as usual."""
         return self._core.take_kept(conn)
+
+    def release_kept(self, conn: Connection) -> None:
+        """Give back a connection :meth:`keep` kept, instead of using it again (a no-op if
+        another borrower took it). Unlike ``conn.close()``, safe while another thread may be
+        taking it from its keeper at that very moment: it is first taken out of the kept ones
+        under the pool's lock."""
+        if self._core.unkeep(conn):
+            conn.close()
 
     def _give_back(self, lease: Connection, exc: BaseException | None, block: bool) -> None:
         proc = self._core.start_give_back(lease, exc, block)

@@ -63,7 +63,7 @@ class MySQLPoolMiddleware:
             response = self.get_response(request)
         finally:
             reset_scope(token)
-            response = self._finish(scope, response)
+            response = self._finish(scope, response, True)
         return response
 
     async def __acall__(self, request: Any) -> Any:
@@ -76,25 +76,27 @@ class MySQLPoolMiddleware:
         finally:
             reset_scope(token)
             if response is not None and response.streaming:
-                response = self._finish(scope, response)
+                response = self._finish(scope, response, False)
             else:
                 await _agive_back(scope)
         return response
 
-    def _finish(self, scope: OrmScope, response: Any) -> Any:
+    def _finish(self, scope: OrmScope, response: Any, keep: bool) -> Any:
         """Give the request's connections back now, or, for a streaming response, when its
-        stream is closed (the one piece of logic both call paths share)."""
+        stream is closed (the one piece of logic both call paths share). ``keep``: see
+        :func:`_give_back` (never under ASGI, where a sync stream is read in a thread of its
+        own too)."""
         if response is None or not getattr(response, "streaming", False):
-            _give_back(scope)
+            _give_back(scope, keep)
             return response
         # Even when nothing is pinned yet: the stream's own code may call current_pool.
         if getattr(response, "is_async", False):
             response.streaming_content = _ascoped(response.streaming_content, scope)
         else:
-            response.streaming_content = _scoped(response.streaming_content, scope)
+            response.streaming_content = _scoped(response.streaming_content, scope, keep)
         # Backstop: a stream the server never iterates is still closed (PEP 3333 / ASGI handler),
         # and Django runs these closers then; giving back twice is a no-op.
-        response._resource_closers.append(lambda: _give_back(scope))
+        response._resource_closers.append(lambda: _give_back(scope, keep))
         return response
 
 
@@ -202,7 +204,7 @@ async def _agive_back(scope: RequestScope) -> None:
         await asyncio.to_thread(_give_back, scope, False)
 
 
-def _scoped(content: Iterable[Any], scope: RequestScope) -> Iterator[Any]:
+def _scoped(content: Iterable[Any], scope: RequestScope, keep: bool) -> Iterator[Any]:
     """Run each step of a sync stream inside the request's scope; give back when it ends."""
     it = iter(content)
     try:
@@ -221,7 +223,7 @@ def _scoped(content: Iterable[Any], scope: RequestScope) -> Iterator[Any]:
             if close is not None:
                 close()
         finally:
-            _give_back(scope)
+            _give_back(scope, keep)
 
 
 async def _ascoped(content: Any, scope: RequestScope) -> AsyncIterator[Any]:

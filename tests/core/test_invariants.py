@@ -307,6 +307,52 @@ def test_a_kept_connection_is_retired_like_an_idle_one(
     stay.close()
 
 
+@pytest.mark.parametrize("how", ["close", "release_kept"])
+def test_a_kept_connection_given_back_while_another_thread_borrows_is_lent_once(
+    make_pool: MakePool, how: str
+) -> None:
+    """Django's ``close()`` (runserver after each request, ``connections.close_all()``) gives
+    a kept connection back while, in another thread, a request finds the pool full. Paused
+    just before the keeper lets go of its lease, the other borrower must wait for it, not
+    take it as well (then both would use one server connection)."""
+    import sys
+
+    from mysqlpool_ext import PoolTimeout, _core
+
+    pool = make_pool(size=1, max_size=1, timeout=5)
+    mine = pool.get_connection()
+    first = session_id(mine)
+    assert pool.keep(mine)
+    paused, resume = threading.Event(), threading.Event()
+    detach = _core.PoolCore.detach.__code__
+
+    def tracer(frame: Any, event: str, arg: Any) -> None:
+        if frame.f_code is detach:
+            paused.set()
+            resume.wait(10)
+
+    def give_back() -> None:
+        sys.settrace(tracer)
+        try:
+            mine.close() if how == "close" else pool.release_kept(mine)
+        finally:
+            sys.settrace(None)
+
+    keeper = threading.Thread(target=give_back)
+    keeper.start()
+    assert paused.wait(10)
+    try:
+        with pytest.raises(PoolTimeout):
+            pool.get_connection(timeout=0.2)  # being given back: not lendable yet
+    finally:
+        resume.set()
+        keeper.join(10)
+    with pool.connection(timeout=5) as conn:
+        assert session_id(conn) == first
+        assert pool.stats()["in_use"] == 1 and pool.stats()["pool_size"] == 1
+    assert pool.stats()["pool_available"] == 1 and pool.stats()["kept"] == 0
+
+
 async def test_an_async_borrower_takes_a_kept_connection(make_pool: MakePool) -> None:
     pool = make_pool(size=1, max_size=1, timeout=5)
     mine = pool.get_connection()

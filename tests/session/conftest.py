@@ -23,7 +23,7 @@ for extra in (HERE.parent / "reliability", HERE.parent / "faults"):
 
 from faces import FACES, Face  # noqa: E402
 from poolkit import PoolMaker  # noqa: E402
-from sessionkit import OTHER, OTHER_DB, SHADOWED  # noqa: E402
+from sessionkit import LOCK_NAME, LOCK_PROCEDURE, OTHER, OTHER_DB, SHADOWED  # noqa: E402
 
 from mysqlpool_ext import ConnectionPool  # noqa: E402
 
@@ -38,13 +38,16 @@ def face(request: pytest.FixtureRequest) -> Face:
 
 @pytest.fixture
 def session_tables(admin: pymysql.connections.Connection, mysql_server: Any) -> Iterator[None]:
-    """The real tables the probes read (empty), and a second database to ``USE``."""
+    """The real tables the probes read (empty), a second database to ``USE``, and the procedure
+    that takes a named lock."""
     db = mysql_server.database
     with admin.cursor() as cur:
         for name in (SHADOWED, OTHER):
             cur.execute(f"DROP TABLE IF EXISTS `{db}`.{name}")
             cur.execute(f"CREATE TABLE `{db}`.{name} (id INT) ENGINE=InnoDB")
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {OTHER_DB}")
+        cur.execute(f"DROP PROCEDURE IF EXISTS `{db}`.{LOCK_PROCEDURE}")
+        cur.execute(f"CREATE PROCEDURE `{db}`.{LOCK_PROCEDURE}() DO GET_LOCK('{LOCK_NAME}', 0)")
     yield
     with admin.cursor() as cur:
         cur.execute("SET SESSION lock_wait_timeout = 5")

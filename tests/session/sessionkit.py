@@ -3,10 +3,10 @@
 Imported as ``sessionkit`` (pytest puts this folder on sys.path). Every change the issue lists
 has an entry in :data:`CHANGES`; :data:`PROBES` are the statements whose answers make up a
 session's fingerprint: the session variables, the schema, the character sets, the modes, the
-isolation level and read-only flag, user variables, ``LAST_INSERT_ID()``, named locks, and three
+isolation level and read-only flag, user variables, ``LAST_INSERT_ID()``, named locks, and four
 behaviour probes (a temporary table shadowing a real one, a table outside a ``LOCK TABLES``
-set, a prepared statement). Two sessions with equal fingerprints cannot tell each other apart
-through any of the listed changes.
+set, a prepared statement, a write: the next transaction's read-only mode). Two sessions with
+equal fingerprints cannot tell each other apart through any of the listed changes.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ OTHER = "sess_other"
 #: A second database the test account may ``USE``.
 OTHER_DB = "mysqlpool_sess_other"
 LOCK_NAME = "mysqlpool_sess_lock"
+#: A stored procedure that takes the named lock (created by the ``session_tables`` fixture): the
+#: server does not flag a lock a procedure takes, and its ``CALL`` text says no "lock".
+LOCK_PROCEDURE = "sess_acquire"  # no "lock" in the name: the CALL text must not say it
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ CHANGES = [
     Change("max_statement_time", ("SET SESSION max_statement_time = 123",)),
     Change("prepare", ("PREPARE sess_stmt FROM 'SELECT 1'",)),
     Change("get_lock", (f"DO GET_LOCK('{LOCK_NAME}', 0)",)),
+    Change("procedure_lock", (f"CALL {LOCK_PROCEDURE}()",)),
+    # Without SESSION: the next transaction only (also an autocommit write); not flagged.
+    Change("next_transaction_read_only", ("SET TRANSACTION READ ONLY",)),
     Change("lock_tables", (f"LOCK TABLES {SHADOWED} WRITE",)),
     Change(
         "temporary_table",
@@ -81,6 +87,10 @@ PROBES: list[tuple[str, str]] = [
     ("user_variables", "SELECT @user_id, @y"),
     ("last_insert_id", "SELECT LAST_INSERT_ID()"),
     ("named_lock", f"SELECT IS_USED_LOCK('{LOCK_NAME}')"),
+    # Before any probe reads a table (each is a transaction, which uses up what SET TRANSACTION
+    # set for the next one): a write of nothing fails in a read-only transaction, and a failed
+    # write does not use it up.
+    ("write", f"DELETE FROM {OTHER} WHERE 1 = 0"),
     ("shadowed_table", f"SELECT COUNT(*) FROM {SHADOWED}"),
     ("unlocked_table", f"SELECT COUNT(*) FROM {OTHER}"),
     ("prepared", "EXECUTE sess_stmt"),

@@ -13,6 +13,7 @@ import pytest
 from faces import Face, MakePool
 from faultproxy import TcpProxy
 from pymysql.constants import CLIENT
+from sessionkit import LOCK_NAME, LOCK_PROCEDURE, OTHER
 
 from mysqlpool_ext import ConnectionPool
 from mysqlpool_ext._server import ThrowawayServer
@@ -33,6 +34,31 @@ async def test_reset_rollback_keeps_session_state(face: Face, make_pool: MakePoo
         await face.query(conn, "SET @user_id = 42")
     async with face.connection(pool) as conn:
         assert await face.query(conn, "SELECT @user_id", return_one=True) == (42,)
+
+
+@pytest.mark.parametrize(
+    ("change", "probe", "fresh"),
+    [
+        # A named lock a procedure takes: no flag, and no "lock" in the statement's text.
+        (f"CALL {LOCK_PROCEDURE}()", f"SELECT IS_USED_LOCK('{LOCK_NAME}') IS NULL", (1,)),
+        # The next transaction's mode (also an autocommit statement's): no flag either.
+        ("SET TRANSACTION READ ONLY", f"DELETE FROM {OTHER} WHERE 1 = 0", 0),
+    ],
+    ids=["procedure_lock", "next_transaction_read_only"],
+)
+async def test_an_unflagged_change_made_alone_is_reset(
+    face: Face, make_pool: MakePool, change: str, probe: str, fresh: Any
+) -> None:
+    """The change is the borrower's only statement (the fingerprint tests' probes read user
+    variables, which makes every one of their sessions look changed): only the statement
+    text tells that the session needs its reset."""
+    pool = make_pool(size=1, max_size=1)
+    async with face.connection(pool) as conn:
+        await face.query(conn, change)
+    assert pool.stats()["returns_reset"] == 1
+    async with face.connection(pool) as conn:
+        got = await face.query(conn, probe, return_one=True)
+        assert (got if isinstance(fresh, tuple) else int(got)) == fresh
 
 
 # -- the clean path costs nothing -----------------------------------------------------------------

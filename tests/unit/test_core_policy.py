@@ -421,6 +421,121 @@ def test_kept_slots_are_retired_like_idle_ones_past_their_lifetime_or_surplus() 
     assert core.take_kept(leases[1]) is True
 
 
+class HookLock:
+    """The core's lock, running ``before_acquire`` once, right before the next acquire, and
+    ``after_release`` once, right after the next release: what another thread may do at that
+    very moment."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.inner = threading.Lock()
+        self.before_acquire: Any = None
+        self.after_release: Any = None
+
+    def acquire(self, *args: Any) -> bool:
+        hook, self.before_acquire = self.before_acquire, None
+        if hook is not None:
+            hook()
+        return self.inner.acquire(*args)
+
+    def release(self) -> None:
+        self.inner.release()
+        hook, self.after_release = self.after_release, None
+        if hook is not None:
+            hook()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def test_keep_clears_the_notes_before_anyone_can_take_the_connection() -> None:
+    """A borrower may take a kept connection as soon as it is kept and note, say, a failed
+    statement in an open transaction (``_mp_errored``): keep() must not clear that note."""
+    core, connector = make_core(max_size=1)
+    lease = lent_lease(core, connector)
+    slot = lease._mp_slot
+    assert isinstance(slot, Slot)
+    core.lock = HookLock()  # type: ignore[assignment]
+    thief: list[Connection] = []
+
+    def take_it() -> None:
+        got = core.try_acquire(FakeWaiter)
+        assert got is slot
+        thief.append(core.lend(slot, 1))
+        slot.raw.__dict__["_mp_errored"] = True  # the thief's statement failed
+
+    core.lock.after_release = take_it  # type: ignore[attr-defined]
+    assert core.keep(lease) is True
+    assert thief and slot.raw._mp_errored is True
+
+
+def test_take_kept_is_only_for_the_lease_that_was_kept() -> None:
+    """Taken from its keeper, used and kept again by the taker: the first keeper's take_kept
+    must fail, not take the second keeper's entry."""
+    core, connector = make_core(max_size=1)
+    first = lent_lease(core, connector)
+    slot = first._mp_slot
+    assert core.keep(first)
+    core.lock = HookLock()  # type: ignore[assignment]
+    taker: list[Connection] = []
+
+    def take_use_and_keep() -> None:  # after take_kept read the slot, before it locks
+        assert core.try_acquire(FakeWaiter) is slot
+        taker.append(core.lend(slot, 1))
+        assert core.keep(taker[0])
+
+    core.lock.before_acquire = take_use_and_keep  # type: ignore[attr-defined]
+    assert core.take_kept(first) is False
+    second = taker[0]
+    assert core.kept.keys() == {slot} and core.kept[slot][0] is second  # type: ignore[index]
+    assert core.take_kept(second) is True
+
+
+def test_a_kept_lease_given_back_while_a_borrower_would_take_it_is_lent_once() -> None:
+    """The keeper gives its kept lease back (Django's ``close()``) while, in another thread, a
+    borrower finds the pool full: the give-back first takes it out of the kept ones under the
+    lock, so the borrower waits for it instead of taking it too (lent twice)."""
+    import threading
+
+    core, connector = make_core(max_size=1)
+    lease = lent_lease(core, connector)
+    slot = lease._mp_slot
+    assert core.keep(lease)
+    paused, resume = threading.Event(), threading.Event()
+    detach = PoolCore.detach.__code__
+
+    def tracer(frame: Any, event: str, arg: Any) -> None:
+        if frame.f_code is detach:  # the keeper is about to let go of its lease
+            paused.set()
+            resume.wait(10)
+
+    def give_back() -> None:
+        sys.settrace(tracer)
+        try:
+            assert core.start_give_back(lease, None, False) is None
+        finally:
+            sys.settrace(None)
+
+    keeper = threading.Thread(target=give_back)
+    keeper.start()
+    assert paused.wait(10)
+    try:
+        got = core.try_acquire(FakeWaiter)
+        assert not isinstance(got, Slot), "the borrower took a connection being given back"
+        assert isinstance(got, FakeWaiter)  # it waits: nothing idle, no room
+    finally:
+        resume.set()
+        keeper.join(10)
+    assert got.result is slot  # handed over by the give-back
+    assert not core.idle and core.kept == {} and core.nconns == 1
+    core.lend(slot, 1)
+    assert core.lent == {slot}
+
+
 def _now() -> float:
     import time
 

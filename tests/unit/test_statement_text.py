@@ -18,6 +18,13 @@ CHANGES = [
     b"SELECT FOUND_ROWS()",
     b"select  last_insert_id( 5 )",
     b"SELECT id, name, amount FROM bench_rows WHERE name = 'n' AND id > 3 FOR UPDATE; DO @v",
+    b"CALL take_lock()",
+    b"call app.refresh_cache(1, 2)",
+    b"SET TRANSACTION READ ONLY",
+    b"set  transaction isolation level serializable",
+    b"/* a comment long enough for the substring path */ SET TRANSACTION ISOLATION LEVEL READ "
+    b"COMMITTED",
+    b"/* a comment long enough for the substring path of the check */ CALL p()",
 ]
 CLEAN = [
     b"SELECT 1",
@@ -25,6 +32,9 @@ CLEAN = [
     b"SELECT LAST_INSERT_ID()",
     b"INSERT INTO t (a) VALUES (1)",
     b"SELECT id, name, amount, created FROM bench_rows ORDER BY id LIMIT 100",
+    b"SELECT call_id, recall FROM calls",
+    b"SELECT id FROM transactions WHERE settled = 1",
+    b"SELECT id, name, amount, created FROM calls WHERE recall_at > 0 AND transaction_id = 3",
 ]
 
 

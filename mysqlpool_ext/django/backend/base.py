@@ -313,7 +313,7 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
             or again[0] != settings_dict
             or not pool.take_kept(conn)
         ):
-            conn.close()  # back to the pool (a no-op if another borrower took it)
+            pool.release_kept(conn)  # back to the pool (a no-op if another borrower took it)
             return False
         if not conn.server_status & _AUTOCOMMIT or scope.pin(pool, conn) is not conn:
             conn.close()
@@ -332,7 +332,7 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         kept = self._kept
         if kept is not None:
             self._kept = None
-            kept[1].close()  # a no-op if another borrower took it
+            kept[0].release_kept(kept[1])  # a no-op if another borrower took it
 
     @async_unsafe
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from unittest import mock
@@ -329,6 +330,17 @@ class RequestLifecycle(TransactionTestCase):
                 self.assertEqual(data["name"], "a")
         self.assertEqual(lent(), 0)
         # ASGI runs each request's sync code in a thread of its own: nothing is kept for it.
+        self.assertEqual(sum(p.stats()["kept"] for p in engine_pools("default")), 0)
+
+        async def stream() -> bytes:
+            # Django reads a sync stream in a thread of its own too (the view's ORM queries).
+            response = await client.get("/stream")
+            with warnings.catch_warnings():  # "must consume synchronous iterators": it is the test
+                warnings.simplefilter("ignore")
+                return b"".join([chunk async for chunk in response])
+
+        self.assertEqual(len(async_to_sync(stream)().split()), 3)
+        self.assertEqual(lent(), 0)
         self.assertEqual(sum(p.stats()["kept"] for p in engine_pools("default")), 0)
 
     def test_outside_requests_borrow_per_use(self) -> None:
