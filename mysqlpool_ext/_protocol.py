@@ -331,6 +331,12 @@ class NestedBlock:
         self.savepoint = f"mysqlpool_sp{depth}"
         return f"SAVEPOINT {self.savepoint}".encode()
 
+    @property
+    def ends_transaction(self) -> bool:
+        """Whether the block's end ends a transaction (COMMIT or ROLLBACK, or a transaction the
+        server rolled back), rather than a savepoint or nothing of the owner's."""
+        return self.savepoint is None and not self.outer
+
     def closing(self, exc: BaseException | None) -> bytes | None:
         if self.savepoint is not None:
             self.conn.__dict__["_mp_savepoints"] -= 1

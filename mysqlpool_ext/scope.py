@@ -167,6 +167,17 @@ class RequestScope:
         return lock
 
     @property
+    def ended(self) -> bool:
+        """Whether the scope has given its connections back (its request is over)."""
+        return self._released
+
+    def transaction_ended(self, pool: ConnectionPool, conn: Connection, committed: bool) -> None:
+        """A ``current_pool`` block on ``conn`` (``pool``'s connection for this scope) ended the
+        transaction it began: COMMIT (``committed``) or ROLLBACK. For adapters that share the
+        connection with code that tracks transactions itself (the Django ORM's on_commit
+        callbacks); nothing to do here."""
+
+    @property
     def borrowed(self) -> int:
         """How many connections this scope holds now."""
         return sum(1 for _, c in self._conns.values() if not isinstance(c, ReturnedConnection))
@@ -292,7 +303,7 @@ class _CurrentPool(StatementMethods):
         scope = _scope_var.get()
         if scope is None:
             return pool.transaction(timeout) if begin else pool.connection(timeout)
-        return _pinned(scope.connection_for(pool), begin)
+        return _pinned(scope, pool, scope.connection_for(pool), begin)
 
     def _ablock(self, timeout: float | None, begin: bool) -> Any:
         """The async twin of :meth:`_block` (the request's connection is taken when entered)."""
@@ -304,23 +315,34 @@ class _CurrentPool(StatementMethods):
 
 
 @contextmanager
-def _pinned(conn: Connection, begin: bool = False) -> Iterator[Connection]:
+def _pinned(
+    scope: RequestScope, pool: ConnectionPool, conn: Connection, begin: bool = False
+) -> Iterator[Connection]:
     """A block on the request's own connection: it ends as a pool block ends (COMMIT on
     success, ROLLBACK on error — the same rule as ``pool.connection()``) unless it runs inside a
     transaction that was already open (then it is a savepoint); the connection stays with the
-    request afterwards."""
+    request afterwards. The scope hears when the block ends a transaction
+    (:meth:`RequestScope.transaction_ended`)."""
     block = NestedBlock(conn, begin)
     opening = block.opening()
     if opening is not None:
         _send(conn, opening)
+    closing: bytes | None = None
+    committed = False
     try:
-        yield conn
-    except BaseException as exc:
-        _send_quietly(conn, block.closing(exc))
-        raise
-    closing = block.closing(None)
-    if closing is not None:
-        _send(conn, closing)
+        try:
+            yield conn
+        except BaseException as exc:
+            closing = block.closing(exc)
+            _send_quietly(conn, closing)
+            raise
+        closing = block.closing(None)
+        if closing is not None:
+            _send(conn, closing)
+            committed = closing == b"COMMIT"
+    finally:
+        if block.ends_transaction and (begin or closing is not None):
+            scope.transaction_ended(pool, conn, committed)
 
 
 def _send(conn: Connection, sql: bytes) -> None:
@@ -350,19 +372,26 @@ async def _apinned(
     opening = block.opening()
     if opening is not None:
         await aio_command(conn, opening.decode())
+    closing: bytes | None = None
+    committed = False
     try:
-        yield conn
-    except BaseException as exc:
-        closing = block.closing(exc)
+        try:
+            yield conn
+        except BaseException as exc:
+            closing = block.closing(exc)
+            if closing is not None:
+                try:
+                    await aio_command(conn, closing.decode())
+                except Exception:  # noqa: BLE001 - the block's own error matters more
+                    conn.__dict__["_mp_broken"] = True
+            raise
+        closing = block.closing(None)
         if closing is not None:
-            try:
-                await aio_command(conn, closing.decode())
-            except Exception:  # noqa: BLE001 - the block's own error matters more
-                conn.__dict__["_mp_broken"] = True
-        raise
-    closing = block.closing(None)
-    if closing is not None:
-        await aio_command(conn, closing.decode())
+            await aio_command(conn, closing.decode())
+            committed = closing == b"COMMIT"
+    finally:
+        if block.ends_transaction and (begin or closing is not None):
+            scope.transaction_ended(pool, conn, committed)
 
 
 current_pool: _CurrentPool = _CurrentPool()
@@ -387,11 +416,17 @@ def adopt_connection(scope: RequestScope, pool: ConnectionPool, conn: Connection
         return True
 
 
-def detach_connection(scope: RequestScope, pool: ConnectionPool) -> Connection | None:
+def detach_connection(
+    scope: RequestScope, pool: ConnectionPool, conn: Connection | None = None
+) -> Connection | None:
     """Forget ``scope``'s connection for ``pool`` without giving it back; the caller owns it now.
-    None if the scope holds none (or only one already given back)."""
+    None if the scope holds none (or only one already given back). ``conn``: only if it is the
+    scope's connection (a connection the scope borrowed since stays the scope's to give back)."""
     with scope._lock:
-        entry = scope._conns.pop(id(pool), None)
-    if entry is None or isinstance(entry[1], ReturnedConnection):
+        entry = scope._conns.get(id(pool))
+        if entry is None or (conn is not None and entry[1] is not conn):
+            return None
+        del scope._conns[id(pool)]
+    if isinstance(entry[1], ReturnedConnection):
         return None
     return entry[1]

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from pymysql.constants import SERVER_STATUS
 
-from ..scope import RequestScope, adopt_connection, detach_connection, reset_scope, set_scope
+from ..scope import (
+    RequestScope,
+    adopt_connection,
+    current_scope,
+    detach_connection,
+    reset_scope,
+    set_scope,
+)
 
 if TYPE_CHECKING:
     from ..pool import ConnectionPool
@@ -102,16 +109,26 @@ class MySQLPoolMiddleware:
 
 class OrmScope(RequestScope):
     """The scope of a request (or of ``orm_scope()``): the pooled ENGINE's ORM uses its
-    connection, and lets go of it before the scope gives it back; ``shared`` lists the pools
-    whose connection the ORM held already and keeps (never given back by the scope); ``orm``
-    the ORM wrappers (one per alias and thread) using the scope's connections."""
+    connection, and lets go of it before the scope gives it back; ``shared`` lists the
+    connections (with their pool and wrapper) the ORM held already and keeps (never given back
+    by the scope); ``orm`` the ORM wrappers (one per alias and thread) using the scope's
+    connections."""
 
     __slots__ = ("orm", "shared")
 
     def __init__(self) -> None:
         super().__init__()
-        self.shared: list[ConnectionPool] = []
+        self.shared: list[tuple[ConnectionPool, Any, Any]] = []
         self.orm: list[Any] = []
+
+    def transaction_ended(self, pool: ConnectionPool, conn: Any, committed: bool) -> None:
+        """A ``current_pool`` block committed or rolled back on a connection the ORM uses:
+        the ORM's wrappers on it run or drop their ``on_commit`` callbacks, as Django's own
+        commit or rollback would."""
+        wrappers = [w for w in self.orm if w.connection is conn]
+        wrappers += [w for _, c, w in self.shared if c is conn and w not in wrappers]
+        for wrapper in wrappers:
+            wrapper.transaction_ended(committed)
 
 
 _BACKEND = "mysqlpool_ext.django.backend.base"
@@ -132,12 +149,9 @@ def _share_orm_connections(scope: OrmScope) -> None:
         if not isinstance(wrapper, backend.DatabaseWrapper) or wrapper.connection is None:
             continue
         pool = wrapper.borrowed_from
-        if (
-            pool is not None
-            and not wrapper.owned_by_scope
-            and adopt_connection(scope, pool, wrapper.connection)
-        ):
-            scope.shared.append(pool)
+        conn = wrapper.connection
+        if pool is not None and not wrapper.owned_by_scope and adopt_connection(scope, pool, conn):
+            scope.shared.append((pool, conn, wrapper))
 
 
 @contextmanager
@@ -146,7 +160,13 @@ def orm_scope() -> Iterator[RequestScope]:
     pool in the block (management commands, tasks, test code), given back at its end.
 
     A connection the ORM already holds (a ``TestCase``'s) is shared and stays the ORM's, so in
-    a ``TestCase`` the block's ``current_pool`` writes roll back with the test."""
+    a ``TestCase`` the block's ``current_pool`` writes roll back with the test. Inside a
+    request (or another ``orm_scope()``: code shared by views and commands, a task run
+    eagerly) it is that scope: one connection, in the request's transaction."""
+    outer = current_scope()
+    if isinstance(outer, OrmScope) and not outer.ended:
+        yield outer
+        return
     scope = OrmScope()
     _share_orm_connections(scope)
     token = set_scope(scope)
@@ -168,8 +188,10 @@ def _give_back(scope: RequestScope, keep: bool = True) -> None:
             wrappers, scope.orm = scope.orm, []
             for wrapper in wrappers:
                 wrapper.release_request_connection(scope, keep)
-        for pool in scope.shared:
-            detach_connection(scope, pool)
+        for pool, conn, _ in scope.shared:
+            # Only if it is still the scope's: after the ORM closed it (close_all() in the
+            # view), the scope may hold one it borrowed since, which it gives back.
+            detach_connection(scope, pool, conn)
     try:
         scope.release()
     except Exception:

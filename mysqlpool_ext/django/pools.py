@@ -147,8 +147,8 @@ class PoolHandler:
         if not settings.configured:
             return None
         if alias not in self:
-            if name is None and any(e.alias in ("default", None) for e in self._read()[1]):
-                self.spec(alias)  # the default pool is misconfigured: say so
+            if any(e.alias == alias or (e.alias is None and name is None) for e in self._read()[1]):
+                self.spec(alias)  # this alias's pool is misconfigured: say so
             return None
         return self[alias]
 
@@ -158,6 +158,12 @@ def _engine_pool(alias: str) -> ConnectionPool:
     from django.db import connections
 
     wrapper = connections[alias]
+    guard = wrapper.__dict__.get("connect")
+    if guard is not None and type(guard).__name__ == "_DatabaseFailure":
+        # A test that does not declare this alias (SimpleTestCase, TestCase.databases): Django
+        # makes the ORM's connect raise, and the alias still names the real database, not a
+        # test one. current_pool must refuse as the ORM does: this raises Django's error.
+        guard()
     pool = wrapper.borrowed_from if wrapper.connection is not None else None
     if pool is None or pool.closed:
         pool = wrapper.pool

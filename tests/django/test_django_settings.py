@@ -245,3 +245,11 @@ def test_improperly_configured_at_use() -> None:
         pytest.raises(ImproperlyConfigured, match="no pool 'reports'"),
     ):
         pools["reports"]
+    # Another alias than "default": current_pool.using() says what is wrong with its settings,
+    # not "no open pool named ...".
+    bad = {"default": {"URL": "mysql://u@h/d"}, "reports": {"URL": "mysql://u@h/d", "SIZE": -1}}
+    with (
+        override_settings(MYSQLPOOL=bad),
+        pytest.raises(ImproperlyConfigured, match=r"MYSQLPOOL\['reports'\]\['SIZE'\]"),
+    ):
+        current_pool.using("reports").execute_query("SELECT 1")

@@ -439,13 +439,21 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         self._conn_pool = None
         if scope is not None:
             # The request's connection: the middleware gives it back when the request ends,
-            # unless it broke (then the scope must not hand it out again).
+            # unless it broke (then the scope must not hand it out again), or a transaction is
+            # open: closing a connection inside a transaction rolls it back (the server does
+            # when the socket closes), so Django believes it gone. Left open, the next statement
+            # of the request (or the ORM's next connect: SET autocommit=1) would commit it.
             if self in scope.orm:
                 scope.orm.remove(self)
-            if not conn.open:
-                detached = detach_connection(scope, pool)
+            if (
+                not conn.open
+                or self.in_atomic_block
+                or not self.autocommit
+                or conn.server_status & _IN_TRANS
+            ):
+                detached = detach_connection(scope, pool, conn)
                 if detached is not None:
-                    detached.close()  # the pool discards it
+                    detached.close()  # the pool rolls back (or discards it)
             return
         ORM_HELD.discard(self)
         with self.wrap_database_errors:
@@ -459,6 +467,21 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
             finally:
                 conn.close()
         self.connection = None
+
+    def transaction_ended(self, committed: bool) -> None:
+        """A ``current_pool.transaction()`` block on this wrapper's connection ended its
+        transaction (COMMIT, or ROLLBACK). Django saw none of it (the block sent them itself),
+        and ``get_autocommit()`` made it treat the block as a manual transaction: do what its
+        ``commit()`` and ``set_autocommit(True)``, or its ``rollback()``, would do.
+        """
+        if self.in_atomic_block:
+            return  # the block was a savepoint of Django's transaction, not a transaction
+        if committed:
+            self.run_and_clear_commit_hooks()
+        else:
+            self.run_on_commit = []
+            self.needs_rollback = False
+            self.errors_occurred = False
 
     def release_request_connection(self, scope: RequestScope, keep: bool = False) -> None:
         """End of ``scope``'s request: stop using its connection (the scope gives it back).

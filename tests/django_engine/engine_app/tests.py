@@ -14,8 +14,10 @@ import pymysql
 from asgiref.sync import async_to_sync
 from django.db import connections
 from django.db.backends.signals import connection_created
-from django.test import AsyncClient, TestCase, TransactionTestCase
+from django.test import AsyncClient, SimpleTestCase, TestCase, TransactionTestCase
+from django.test.testcases import DatabaseOperationForbidden
 
+from engine_app import views
 from engine_app.models import Item
 from mysqlpool_ext import current_pool
 from mysqlpool_ext.django import orm_scope
@@ -456,3 +458,87 @@ class RequestLifecycle(TransactionTestCase):
     def test_current_pool_is_the_engine_pool(self) -> None:
         self.assertIs(current_pool._get_current_object(), connections["default"].pool)
         self.assertIs(current_pool.using("other")._get_current_object(), connections["other"].pool)
+
+
+class ClosingAndCommitting(TransactionTestCase):
+    """What Django does besides queries, inside a request that shares its connection with
+    current_pool: closing it, on_commit callbacks, its own state after a pool block."""
+
+    databases = {"default", "other"}
+
+    def names(self) -> list[str]:
+        return sorted(Item.objects.values_list("name", flat=True))
+
+    def test_closing_inside_a_transaction_rolls_it_back(self) -> None:
+        for how in ("close_all", "close_old", "manual"):
+            for after in ("orm", "pool"):
+                self.assertEqual(
+                    self.client.get(f"/close-in-atomic?how={how}&after={after}").status_code, 200
+                )
+        # Only the writes after the close: as with the stock backend, closing a connection
+        # inside a transaction loses the transaction, and nothing commits it later.
+        self.assertEqual(
+            self.names(),
+            sorted(
+                f"{h}-{a}-after"
+                for h in ("close_all", "close_old", "manual")
+                for a in ("orm", "pool")
+            ),
+        )
+        self.assertEqual(lent(), 0)
+
+    def test_on_commit_runs_when_the_pool_block_commits_only(self) -> None:
+        views.FIRED.clear()
+        self.client.get("/on-commit?outcome=commit")
+        self.assertEqual(views.FIRED, ["commit: pool block", "commit: later atomic"])
+        views.FIRED.clear()
+        self.client.get("/on-commit?outcome=rollback")
+        self.assertEqual(views.FIRED, ["rollback: later atomic"])
+        self.assertEqual(self.names(), ["oc-commit", "oc-commit-later", "oc-rollback-later"])
+
+    def test_the_orm_works_after_a_pool_block_rolled_back_its_error(self) -> None:
+        response = self.client.get("/error-in-pool-tx")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.json(), {"count": 1})  # "before"; the block rolled back
+
+    def test_orm_scope_inside_a_request_is_the_request_scope(self) -> None:
+        data = self.client.get("/nested-orm-scope").json()
+        self.assertEqual(len(set(data["ids"])), 1, data)
+        self.assertEqual(Item.objects.filter(name="in-nested-scope").count(), 0)
+        self.assertEqual(lent(), 0)
+
+    def test_a_shared_connection_closed_in_the_view_leaks_nothing(self) -> None:
+        """The ORM held a connection before the request (shared with it); the view closes it
+        and borrows through current_pool: that one goes back at the request's end."""
+        connections["default"].close()
+        Item.objects.count()  # the ORM holds a connection of its own now
+        self.assertIsNotNone(connections["default"].connection)
+        pool = connections["default"].pool
+        assert pool is not None
+        for _ in range(3):
+            self.assertEqual(self.client.get("/close-then-pool").status_code, 200)
+            self.assertIsNone(connections["default"].connection)
+            self.assertEqual(lent(), 0)
+        self.assertEqual(pool.stats()["leaks"], 0)
+
+
+class UndeclaredDatabases(SimpleTestCase):
+    """A test that declares no database: current_pool refuses as the ORM does (the aliases
+    still name the real databases, not test ones)."""
+
+    def test_current_pool_is_forbidden_like_the_orm(self) -> None:
+        with self.assertRaises(DatabaseOperationForbidden):
+            Item.objects.count()
+        with self.assertRaises(DatabaseOperationForbidden):
+            current_pool.execute_query("SELECT 1")
+        with self.assertRaises(DatabaseOperationForbidden):
+            current_pool.using("other").execute_query("SELECT 1")
+
+
+class OneDeclaredDatabase(TestCase):
+    databases = {"default"}
+
+    def test_current_pool_on_an_undeclared_alias_is_forbidden(self) -> None:
+        self.assertEqual(current_pool.execute_query("SELECT 1", return_one=True), (1,))
+        with self.assertRaises(DatabaseOperationForbidden):
+            current_pool.using("other").execute_query("SELECT 1")

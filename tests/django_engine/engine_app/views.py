@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 
-from django.db import connections, transaction
+from django.db import IntegrityError, close_old_connections, connections, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from engine_app.models import Item
 from mysqlpool_ext import current_pool
+from mysqlpool_ext.django import orm_scope
+
+#: What the on_commit callbacks of ``/on-commit`` ran (the test reads and clears it).
+FIRED: list[str] = []
 
 
 def _cid() -> int:
@@ -172,3 +176,87 @@ def stats(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"pid": os.getpid(), "pools": {p.name: p.stats() for p in pools.all(initialized_only=True)}}
     )
+
+
+def close_in_atomic(request: HttpRequest) -> HttpResponse:
+    """Django's connection closed while a transaction is open (``?how=``): ``close_all`` and
+    ``close_old`` inside atomic() (the latter closes since autocommit differs there), or
+    ``manual``: set_autocommit(False), a write, close(). Closing rolls back, as a closed socket
+    does with the stock backend; then a write through ``?after=orm`` or ``pool``."""
+    how, after = request.GET["how"], request.GET["after"]
+    name = f"{how}-{after}"
+    if how == "manual":
+        transaction.set_autocommit(False)
+        Item.objects.create(name=f"{name}-uncommitted")
+        connections["default"].close()
+    else:
+        with transaction.atomic():
+            Item.objects.create(name=f"{name}-in-atomic")
+            if how == "close_all":
+                connections.close_all()
+            else:
+                close_old_connections()
+    if after == "orm":
+        Item.objects.create(name=f"{name}-after")
+    else:
+        current_pool.execute_query(
+            "INSERT INTO engine_app_item (name) VALUES (%s)", (f"{name}-after",)
+        )
+    return HttpResponse("ok")
+
+
+def on_commit(request: HttpRequest) -> HttpResponse:
+    """``transaction.on_commit`` inside atomic() inside current_pool.transaction(): runs when
+    the pool's block commits, never when it rolls back (``?outcome=rollback``); then an atomic
+    block of its own commits with its own callback only."""
+    outcome = request.GET["outcome"]
+    try:
+        with current_pool.transaction():
+            with transaction.atomic():
+                Item.objects.create(name=f"oc-{outcome}")
+                transaction.on_commit(lambda: FIRED.append(f"{outcome}: pool block"))
+            if outcome == "rollback":
+                raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    with transaction.atomic():
+        Item.objects.create(name=f"oc-{outcome}-later")
+        transaction.on_commit(lambda: FIRED.append(f"{outcome}: later atomic"))
+    return HttpResponse("ok")
+
+
+def error_in_pool_tx(request: HttpRequest) -> JsonResponse:
+    """An ORM error Django wraps in atomic(savepoint=False) (bulk_create of a duplicate key)
+    inside current_pool.transaction(): the block rolls back, and the ORM works afterwards."""
+    Item.objects.create(name="before")
+    try:
+        with current_pool.transaction():
+            Item.objects.create(name="rolled back")
+            Item.objects.bulk_create([Item(id=424242, name="dup"), Item(id=424242, name="dup")])
+    except IntegrityError:
+        pass
+    return JsonResponse({"count": Item.objects.count()})
+
+
+def nested_orm_scope(request: HttpRequest) -> JsonResponse:
+    """orm_scope() inside a request (a helper shared with commands): the request's scope, so
+    one connection, and an atomic() around it rolls back its current_pool write."""
+    ids = []
+    try:
+        with transaction.atomic():
+            with orm_scope():
+                ids.append(_cid())
+                current_pool.execute_query(
+                    "INSERT INTO engine_app_item (name) VALUES ('in-nested-scope')"
+                )
+            ids.append(_orm_cid())
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    return JsonResponse({"ids": ids})
+
+
+def close_then_pool(request: HttpRequest) -> JsonResponse:
+    """The view closes Django's connections, then uses current_pool."""
+    connections.close_all()
+    return JsonResponse({"id": _cid()})

@@ -16,4 +16,9 @@ urlpatterns = [
     path("stats", views.stats),
     path("session", views.session),
     path("leave-open", views.leave_open),
+    path("close-in-atomic", views.close_in_atomic),
+    path("on-commit", views.on_commit),
+    path("error-in-pool-tx", views.error_in_pool_tx),
+    path("nested-orm-scope", views.nested_orm_scope),
+    path("close-then-pool", views.close_then_pool),
 ]
