@@ -99,11 +99,12 @@ class RequestScope:
     (Its lock is taken with ``acquire()``/``finally`` rather than ``with``, as in the pool's
     core: see :class:`mysqlpool_ext._core.PoolCore`.)"""
 
-    __slots__ = ("_alocks", "_conns", "_lock", "_released")
+    __slots__ = ("_alocks", "_conns", "_lock", "_released", "_ulocks")
 
     def __init__(self) -> None:
         self._conns: dict[int, tuple[ConnectionPool, Connection]] = {}
         self._alocks: dict[int, asyncio.Lock] = {}
+        self._ulocks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
         self._released = False
 
@@ -164,6 +165,18 @@ class RequestScope:
             lock = self._alocks.get(id(pool))
             if lock is None:
                 lock = self._alocks[id(pool)] = asyncio.Lock()
+        return lock
+
+    def use_lock(self, pool: ConnectionPool) -> threading.Lock:
+        """Held while a statement runs on the request's connection for ``pool``, whoever sends
+        it: ``current_pool`` (sync, and async after :meth:`alock_for`) and an adapter's own
+        users of the connection (the Django ORM, in the request's thread or in another one
+        the request started: ``sync_to_async``, ``asyncio.gather``). A MySQL connection runs
+        one statement at a time; two threads interleaving on it corrupt the protocol."""
+        lock = self._ulocks.get(id(pool))
+        if lock is None:
+            with self._lock:
+                lock = self._ulocks.setdefault(id(pool), threading.Lock())
         return lock
 
     @property
@@ -273,7 +286,13 @@ class _CurrentPool(StatementMethods):
         scope = _scope_var.get()
         if scope is None:
             return pool.execute_query(*stmt)
-        return run_query(scope.connection_for(pool), stmt)
+        conn = scope.connection_for(pool)
+        lock = scope.use_lock(pool)
+        lock.acquire()
+        try:
+            return run_query(conn, stmt)
+        finally:
+            lock.release()
 
     async def _arun_statement(self, stmt: Statement) -> Any:
         pool = self._get_current_object()
@@ -282,7 +301,12 @@ class _CurrentPool(StatementMethods):
             return await pool.aexecute_query(*stmt)
         async with scope.alock_for(pool):
             conn = await scope.aconnection_for(pool)
-            return await conn.aexecute_query(*stmt)
+            lock = scope.use_lock(pool)
+            await _acquire_without_blocking(lock)
+            try:
+                return await conn.aexecute_query(*stmt)
+            finally:
+                lock.release()
 
     def connection(self, timeout: float | None = None) -> Any:
         return self._block(timeout, begin=False)
@@ -323,10 +347,12 @@ def _pinned(
     transaction that was already open (then it is a savepoint); the connection stays with the
     request afterwards. The scope hears when the block ends a transaction
     (:meth:`RequestScope.transaction_ended`)."""
+    lock = scope.use_lock(pool)
     block = NestedBlock(conn, begin)
     opening = block.opening()
     if opening is not None:
-        _send(conn, opening)
+        with lock:
+            _send(conn, opening)
     closing: bytes | None = None
     committed = False
     try:
@@ -334,15 +360,36 @@ def _pinned(
             yield conn
         except BaseException as exc:
             closing = block.closing(exc)
-            _send_quietly(conn, closing)
+            with lock:
+                _send_quietly(conn, closing)
             raise
         closing = block.closing(None)
         if closing is not None:
-            _send(conn, closing)
+            with lock:
+                _send(conn, closing)
             committed = closing == b"COMMIT"
     finally:
         if block.ends_transaction and (begin or closing is not None):
             scope.transaction_ended(pool, conn, committed)
+
+
+async def _acquire_without_blocking(lock: threading.Lock) -> None:
+    """Take a :meth:`RequestScope.use_lock` on the event loop: at once when free (the usual
+    case), else in a thread, so that the loop runs on while another thread finishes its
+    statement. Cancelled meanwhile, the lock is released as soon as that thread gets it."""
+    if lock.acquire(blocking=False):
+        return
+    waiting = asyncio.get_running_loop().run_in_executor(None, lock.acquire)
+    try:
+        await asyncio.shield(waiting)
+    except BaseException:
+
+        def release(done: asyncio.Future[bool]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                lock.release()
+
+        waiting.add_done_callback(release)
+        raise
 
 
 def _send(conn: Connection, sql: bytes) -> None:
@@ -368,10 +415,15 @@ async def _apinned(
     from ._wire_async import aio_command
 
     conn = await scope.aconnection_for(pool)
+    lock = scope.use_lock(pool)
     block = NestedBlock(conn, begin)
     opening = block.opening()
     if opening is not None:
-        await aio_command(conn, opening.decode())
+        await _acquire_without_blocking(lock)
+        try:
+            await aio_command(conn, opening.decode())
+        finally:
+            lock.release()
     closing: bytes | None = None
     committed = False
     try:
@@ -380,14 +432,21 @@ async def _apinned(
         except BaseException as exc:
             closing = block.closing(exc)
             if closing is not None:
+                await _acquire_without_blocking(lock)
                 try:
                     await aio_command(conn, closing.decode())
                 except Exception:  # noqa: BLE001 - the block's own error matters more
                     conn.__dict__["_mp_broken"] = True
+                finally:
+                    lock.release()
             raise
         closing = block.closing(None)
         if closing is not None:
-            await aio_command(conn, closing.decode())
+            await _acquire_without_blocking(lock)
+            try:
+                await aio_command(conn, closing.decode())
+            finally:
+                lock.release()
             committed = closing == b"COMMIT"
     finally:
         if block.ends_transaction and (begin or closing is not None):

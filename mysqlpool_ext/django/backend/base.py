@@ -88,7 +88,12 @@ def _snapshot(value: Any) -> Any:
 
 
 class CursorWrapper(_MySQLCursorWrapper):
-    """Django's cursor wrapper, mapping PyMySQL's errors (not whatever ``MySQLdb`` is)."""
+    """Django's cursor wrapper, mapping PyMySQL's errors (not whatever ``MySQLdb`` is).
+
+    ``lock``: on a request's connection, its :meth:`RequestScope.use_lock`, held while a
+    statement runs (PyMySQL's cursor reads the whole result then, so fetching needs none)."""
+
+    lock: Any = None
 
     def execute(self, query: Any, args: Any = None) -> Any:
         return self._run(self.cursor.execute, query, args)
@@ -99,12 +104,18 @@ class CursorWrapper(_MySQLCursorWrapper):
     def _run(self, method: Callable[[Any, Any], Any], query: Any, args: Any) -> Any:
         """The server reports some constraint failures as OperationalError: Django's code
         expects IntegrityError for those, as its own MySQL cursor wrapper raises it."""
+        lock = self.lock
+        if lock is not None:
+            lock.acquire()
         try:
             return method(query, args)
         except pymysql.err.OperationalError as e:
             if e.args[0] in self.codes_for_integrityerror:
                 raise IntegrityError(*tuple(e.args)) from e
             raise
+        finally:
+            if lock is not None:
+                lock.release()
 
 
 class DatabaseWrapper(_MySQLDatabaseWrapper):
@@ -397,11 +408,30 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
 
     @async_unsafe
     def create_cursor(self, name: Any = None) -> Any:
-        return CursorWrapper(self.connection.cursor())
+        cursor = CursorWrapper(self.connection.cursor())
+        scope = self._conn_scope
+        if scope is not None:
+            cursor.lock = scope.use_lock(self._conn_pool)  # type: ignore[arg-type]
+        return cursor
+
+    def _locked(self, action: Callable[[], Any]) -> Any:
+        """``action`` (a round trip on the connection) under the request's use lock, if the
+        connection is a request's: another thread of the request may be using it."""
+        scope = self._conn_scope
+        if scope is None:
+            return action()
+        with scope.use_lock(self._conn_pool):  # type: ignore[arg-type]
+            return action()
+
+    def _commit(self) -> None:
+        self._locked(lambda: BaseDatabaseWrapper._commit(self))
+
+    def _set_autocommit(self, autocommit: bool) -> None:
+        self._locked(lambda: super(DatabaseWrapper, self)._set_autocommit(autocommit))
 
     def _rollback(self) -> None:
         try:
-            BaseDatabaseWrapper._rollback(self)
+            self._locked(lambda: BaseDatabaseWrapper._rollback(self))
         except pymysql.err.NotSupportedError:
             pass
 
@@ -409,7 +439,7 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         if self.connection is None:
             return False
         try:
-            self.connection.ping()
+            self._locked(self.connection.ping)
         except pymysql.err.Error:
             return False
         return True

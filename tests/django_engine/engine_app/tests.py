@@ -522,6 +522,32 @@ class ClosingAndCommitting(TransactionTestCase):
         self.assertEqual(pool.stats()["leaks"], 0)
 
 
+class ConcurrentStatementsOfOneRequest(TransactionTestCase):
+    """One request, statements at the same time in several threads and on the event loop: its
+    one connection runs them in turn (interleaved, they corrupt the protocol: wrong rows,
+    "Packet sequence number wrong")."""
+
+    databases = {"default", "other"}
+
+    def test_they_take_turns_on_the_one_connection(self) -> None:
+        client = AsyncClient()
+
+        async def go(mode: str) -> list[list[int]]:
+            response = await client.get(f"/agather?mode={mode}")
+            self.assertEqual(response.status_code, 200, response.content[:2000])
+            rows: list[list[int]] = response.json()["rows"]
+            return rows
+
+        for mode in ("mixed", "threads", "mixed", "threads"):
+            # Under async_to_sync the view's thread-sensitive code runs in this thread: an ORM
+            # connection this thread held would be its own, not the request's.
+            connections.close_all()
+            rows = async_to_sync(go)(mode)
+            self.assertEqual([r[0] for r in rows], [0, 1, 2, 3], mode)
+            self.assertEqual(len({r[1] for r in rows}), 1, rows)  # one connection
+            self.assertEqual(lent(), 0)
+
+
 class UndeclaredDatabases(SimpleTestCase):
     """A test that declares no database: current_pool refuses as the ORM does (the aliases
     still name the real databases, not test ones)."""

@@ -260,3 +260,32 @@ def close_then_pool(request: HttpRequest) -> JsonResponse:
     """The view closes Django's connections, then uses current_pool."""
     connections.close_all()
     return JsonResponse({"id": _cid()})
+
+
+def _orm_row(i: int) -> list[int]:
+    with connections["default"].cursor() as cur:
+        cur.execute("SELECT %s, CONNECTION_ID(), SLEEP(0.05)", [i])
+        row = cur.fetchone()
+    return [int(row[0]), int(row[1])]
+
+
+async def _pool_row(i: int) -> list[int]:
+    row = await current_pool.aexecute_query(
+        "SELECT %s, CONNECTION_ID(), SLEEP(0.05)", (i,), return_one=True
+    )
+    return [int(row[0]), int(row[1])]
+
+
+async def agather(request: HttpRequest) -> JsonResponse:
+    """Statements of one request at the same time (``asyncio.gather``) on its one connection:
+    ``?mode=threads``: the ORM in four threads (``thread_sensitive=False``); ``mixed``: the
+    ORM in the request's thread and current_pool on the event loop. They take turns."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    if request.GET["mode"] == "threads":
+        calls = [sync_to_async(_orm_row, thread_sensitive=False)(i) for i in range(4)]
+    else:
+        calls = [sync_to_async(_orm_row)(0), _pool_row(1), sync_to_async(_orm_row)(2), _pool_row(3)]
+    return JsonResponse({"rows": await asyncio.gather(*calls)})

@@ -21,4 +21,5 @@ urlpatterns = [
     path("error-in-pool-tx", views.error_in_pool_tx),
     path("nested-orm-scope", views.nested_orm_scope),
     path("close-then-pool", views.close_then_pool),
+    path("agather", views.agather),
 ]
