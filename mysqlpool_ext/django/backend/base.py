@@ -280,7 +280,23 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
     @async_unsafe
     def ensure_connection(self) -> None:
         """Django's ``ensure_connection()``; a connection kept since this thread's last request
-        is taken back first (:meth:`_take_back`)."""
+        is taken back first (:meth:`_take_back`).
+
+        A connection of another request's scope is let go of first: requests whose sync code
+        runs in one thread by turns (the test ``AsyncClient``, which opens no thread context
+        per request) share this thread's wrapper, and the first request's end would give back
+        the connection the others still use."""
+        scope = self._conn_scope
+        if (
+            scope is not None
+            and not self.in_atomic_block
+            and (current := current_scope()) is not scope
+            and isinstance(current, OrmScope)
+        ):
+            if self in scope.orm:
+                scope.orm.remove(self)
+            self._conn_scope = self._conn_pool = None
+            self.connection = None  # that scope's: it gives it back
         if self.connection is None:
             kept = self._kept
             if kept is not None:

@@ -3,6 +3,7 @@ database, TestCase/TransactionTestCase and the test Client exactly as a user's s
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import warnings
@@ -546,6 +547,22 @@ class ConcurrentStatementsOfOneRequest(TransactionTestCase):
             self.assertEqual([r[0] for r in rows], [0, 1, 2, 3], mode)
             self.assertEqual(len({r[1] for r in rows}), 1, rows)  # one connection
             self.assertEqual(lent(), 0)
+
+    def test_concurrent_requests_of_the_test_async_client(self) -> None:
+        """The test AsyncClient runs the sync code of all its requests in one thread, so they
+        share its ORM wrapper: each request still uses (and gives back) its own connection."""
+
+        async def go() -> list[object]:
+            responses = await asyncio.gather(*[AsyncClient().get("/aturns") for _ in range(4)])
+            return [(r.status_code, r.json()) for r in responses]
+
+        connections.close_all()
+        for status, data in async_to_sync(go)():
+            self.assertEqual(status, 200, data)
+            rows = data["rows"]  # type: ignore[index]
+            self.assertEqual([r[0] for r in rows], [1, 2])
+            self.assertEqual(rows[0][1], rows[1][1])  # one connection per request
+        self.assertEqual(lent(), 0)
 
 
 class UndeclaredDatabases(SimpleTestCase):

@@ -289,3 +289,15 @@ async def agather(request: HttpRequest) -> JsonResponse:
     else:
         calls = [sync_to_async(_orm_row)(0), _pool_row(1), sync_to_async(_orm_row)(2), _pool_row(3)]
     return JsonResponse({"rows": await asyncio.gather(*calls)})
+
+
+async def aturns(request: HttpRequest) -> JsonResponse:
+    """Two ORM statements with an await between them (another request may run meanwhile)."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    first = await sync_to_async(_orm_row)(1)
+    await asyncio.sleep(0.02)
+    second = await sync_to_async(_orm_row)(2)
+    return JsonResponse({"rows": [first, second]})

@@ -22,4 +22,5 @@ urlpatterns = [
     path("nested-orm-scope", views.nested_orm_scope),
     path("close-then-pool", views.close_then_pool),
     path("agather", views.agather),
+    path("aturns", views.aturns),
 ]
