@@ -22,12 +22,14 @@ It uses only the public API of the core, and imports neither Flask nor Django.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -735,8 +737,10 @@ def fetch_stats(url: str, timeout: float = 5.0) -> tuple[int | None, dict[str, d
     :class:`DiagnosticError` with one line: not http(s), refused, HTTP error, not JSON, no stats.
     """
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise DiagnosticError(f"not an http(s) URL: {url!r}", EXIT_USAGE)
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        raise DiagnosticError(f"not an http(s) URL: {redact_http_url(url)!r}", EXIT_USAGE)
+    target, headers = _http_credentials(url)
+    url = str(redact_http_url(url))  # what every message below shows
+    request = urllib.request.Request(target, headers={"Accept": "application/json", **headers})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
@@ -765,10 +769,37 @@ def fetch_stats(url: str, timeout: float = 5.0) -> tuple[int | None, dict[str, d
     return (pid if isinstance(pid, int) else None), pools
 
 
+def redact_http_url(url: object) -> object:
+    """``url`` with the password of its ``user:password@`` part (HTTP basic auth for a stats
+    endpoint behind a login) replaced, for messages and titles."""
+    if not isinstance(url, str):
+        return url
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _http_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """(the URL without ``user:password@``, an ``Authorization`` header for them): urllib
+    does not send credentials written in a URL (it would look the whole ``user:pw@host`` up
+    as a host name)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    host = parts.netloc.rpartition("@")[2]
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
+
+
 def stats_title(source: str | None, pid: int | None) -> str:
     """Whose numbers these are. Without a source they are the calling process's own pools: a
     command-line process, not the running server, which is worth saying plainly."""
     if source:
+        source = str(redact_http_url(source))
         return f"pool stats from {source}" + (f" (process {pid})" if pid is not None else "")
     return (
         f"pool stats of this command's own process (pid {pid}), not of a running server: "

@@ -103,7 +103,7 @@ class RequestScope:
 
     def __init__(self) -> None:
         self._conns: dict[int, tuple[ConnectionPool, Connection]] = {}
-        self._alocks: dict[int, asyncio.Lock] = {}
+        self._alocks: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
         self._ulocks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
         self._released = False
@@ -160,12 +160,17 @@ class RequestScope:
 
     def alock_for(self, pool: ConnectionPool) -> asyncio.Lock:
         """Serialises the request's tasks on its one connection: a MySQL connection runs one
-        statement at a time, and two tasks interleaving on it would corrupt the protocol."""
+        statement at a time, and two tasks interleaving on it would corrupt the protocol.
+
+        One per event loop: a request may run its async code in several loops one after the
+        other (Flask runs each async hook and view with ``async_to_sync``, a loop each), and an
+        ``asyncio.Lock`` belongs to the loop it first waited in."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            lock = self._alocks.get(id(pool))
-            if lock is None:
-                lock = self._alocks[id(pool)] = asyncio.Lock()
-        return lock
+            entry = self._alocks.get(id(pool))
+            if entry is None or entry[0] is not loop:
+                entry = self._alocks[id(pool)] = (loop, asyncio.Lock())
+        return entry[1]
 
     def use_lock(self, pool: ConnectionPool) -> threading.Lock:
         """Held while a statement runs on the request's connection for ``pool``, whoever sends
@@ -207,13 +212,22 @@ class RequestScope:
         finally:
             lock.release()
         first_error: BaseException | None = None
-        for _pool, conn in entries:
+        for pool, conn in entries:
             if isinstance(conn, ReturnedConnection):
                 continue
+            use = self._ulocks.get(id(pool))
+            busy = use is not None and not use.acquire(blocking=False)
+            if busy:
+                # A statement still runs on it (a thread the request started and did not wait
+                # for): its answer would reach the next borrower. Discarded, not reused.
+                conn.__dict__["_mp_broken"] = True
             try:
                 conn.close()
             except BaseException as exc:  # noqa: BLE001 - give back the others, then re-raise
                 first_error = first_error or exc
+            finally:
+                if use is not None and not busy:
+                    use.release()
         if first_error is not None:
             raise first_error
 
@@ -288,7 +302,7 @@ class _CurrentPool(StatementMethods):
             return pool.execute_query(*stmt)
         conn = scope.connection_for(pool)
         lock = scope.use_lock(pool)
-        lock.acquire()
+        _acquire_blocking(lock, pool)
         try:
             return run_query(conn, stmt)
         finally:
@@ -351,8 +365,11 @@ def _pinned(
     block = NestedBlock(conn, begin)
     opening = block.opening()
     if opening is not None:
-        with lock:
+        _acquire_blocking(lock, pool)
+        try:
             _send(conn, opening)
+        finally:
+            lock.release()
     closing: bytes | None = None
     committed = False
     try:
@@ -360,17 +377,41 @@ def _pinned(
             yield conn
         except BaseException as exc:
             closing = block.closing(exc)
-            with lock:
+            _acquire_blocking(lock, pool)
+            try:
                 _send_quietly(conn, closing)
+            finally:
+                lock.release()
             raise
         closing = block.closing(None)
         if closing is not None:
-            with lock:
+            _acquire_blocking(lock, pool)
+            try:
                 _send(conn, closing)
+            finally:
+                lock.release()
             committed = closing == b"COMMIT"
     finally:
         if block.ends_transaction and (begin or closing is not None):
             scope.transaction_ended(pool, conn, committed)
+
+
+def _acquire_blocking(lock: threading.Lock, pool: ConnectionPool) -> None:
+    """Take a :meth:`RequestScope.use_lock` for a blocking call. On a thread that runs an event
+    loop, the holder is likely a task of that loop (an async call of the same request, waiting
+    for its answer): waiting here would stop the loop, and that task with it, for ever."""
+    if lock.acquire(blocking=False):
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        lock.acquire()  # another thread's statement: it ends
+        return
+    raise PoolError(
+        f"pool {pool.name!r}: a blocking current_pool call on the event loop while an async "
+        "call of this request runs on its connection would wait for ever; await the async "
+        "API (current_pool.aexecute_query(), async with current_pool.atransaction())"
+    )
 
 
 async def _acquire_without_blocking(lock: threading.Lock) -> None:

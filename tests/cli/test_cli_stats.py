@@ -121,6 +121,51 @@ def test_stats_refused_connection(capsys: Any) -> None:
     assert "cannot reach" in capsys.readouterr().err
 
 
+def test_stats_endpoint_behind_basic_auth_never_shows_the_password(capsys: Any) -> None:
+    """``user:password@`` in the URL: sent as basic auth (urllib would look the whole
+    ``user:password@host`` up as a host name), shown as ``user:***@`` in output and errors."""
+    import base64
+    import http.server
+    import json
+    import threading
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            body = json.dumps({"pid": 7, "pools": {"default": {"in_use": 0}}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    password = "s3cr€t/#?@+"
+    quoted = "s3cr%E2%82%ACt%2F%23%3F%40%2B"
+    try:
+        port = server.server_address[1]
+        assert main(["stats", f"http://admin:{quoted}@127.0.0.1:{port}/stats", "--plain"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    out = capsys.readouterr().out
+    assert out.startswith(f"pool stats from http://admin:***@127.0.0.1:{port}/stats (process 7)")
+    assert seen == ["Basic " + base64.b64encode(f"admin:{password}".encode()).decode()]
+    # Unreachable: the error names the URL, without the password either.
+    assert main(["stats", f"http://admin:{quoted}@127.0.0.1:{port}/stats"]) == EXIT_UNREACHABLE
+    captured = capsys.readouterr()
+    assert "cannot reach http://admin:***@127.0.0.1" in captured.err
+    for text in (captured.out, captured.err, out):
+        assert "s3cr" not in text
+
+
 @pytest.mark.parametrize(
     "payload",
     [
