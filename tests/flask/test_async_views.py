@@ -86,3 +86,77 @@ def test_async_view_teardown_rolls_back_and_atransaction_commits(
     assert rows(table) == ["committed"]
     with app.app_context():  # the connections went back usable, sync side included
         assert current_pool.execute_query("SELECT 1", return_one=True) == (1,)
+
+
+# -- statements of one request at the same time ------------------------------------------------
+
+
+def test_async_hooks_and_view_each_gather_on_the_request_connection(make_app: MakeApp) -> None:
+    """Flask runs each async hook and the view in an event loop of its own: the request's
+    async lock (one statement at a time) must not belong to the first loop only."""
+    import asyncio
+
+    app = make_app(MYSQLPOOL_SIZE=2, MYSQLPOOL_TIMEOUT=3)
+
+    @app.before_request
+    async def hook() -> None:
+        rows = await asyncio.gather(*(aconn_id() for _ in range(3)))
+        g.hook_ids = sorted(set(rows))
+
+    @app.get("/gather")
+    async def view() -> dict[str, Any]:
+        rows = await asyncio.gather(*(aconn_id() for _ in range(5)))
+        return {"hook": g.hook_ids, "view": sorted(set(rows))}
+
+    client = app.test_client()
+    for _ in range(2):
+        response = client.get("/gather")
+        assert response.status_code == 200, response.get_data()[:500]
+        data = response.get_json()
+        assert len(data["hook"]) == 1 and data["hook"] == data["view"]
+    assert in_use(app) == 0
+
+
+def test_a_blocking_call_on_the_loop_while_an_async_one_runs_raises(make_app: MakeApp) -> None:
+    """One task of a request awaits a statement; another calls the blocking API on the same
+    loop: waiting for the connection would stop the loop for ever, so it raises."""
+    import asyncio
+    import threading
+
+    from mysqlpool_ext import PoolError
+
+    app = make_app(MYSQLPOOL_SIZE=2, MYSQLPOOL_TIMEOUT=3)
+
+    @app.get("/mixed")
+    async def view() -> dict[str, Any]:
+        await aconn_id()  # the request's connection is pinned
+        started = asyncio.Event()
+
+        async def slow() -> Any:
+            started.set()
+            return await current_pool.aexecute_query("SELECT 'async', SLEEP(0.3)", return_one=True)
+
+        async def blocking() -> str:
+            await started.wait()  # slow() now holds the connection, waiting for its answer
+            try:
+                current_pool.execute_query("SELECT 'sync'")
+            except PoolError as exc:
+                return str(exc)
+            return "no error"
+
+        row, message = await asyncio.gather(slow(), blocking())
+        return {"row": list(row), "message": message}
+
+    result: dict[str, Any] = {}
+
+    def request() -> None:
+        result["response"] = app.test_client().get("/mixed")
+
+    thread = threading.Thread(target=request, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the request hung"
+    data = result["response"].get_json()
+    assert data["row"] == ["async", 0]
+    assert "await the async API" in data["message"]
+    assert in_use(app) == 0

@@ -615,3 +615,56 @@ def test_cli_check_fails_when_the_server_is_unreachable(make_app: MakeApp) -> No
     assert "FAIL  cannot connect: " in result.output
     assert result.output.splitlines()[-1].startswith("result: FAIL: 1 pool(s) could not connect")
     assert "pw-unused" not in result.output
+
+
+def test_a_thread_still_running_a_statement_at_the_request_end(
+    make_app: Callable[..., Flask], admin: Any
+) -> None:
+    """A view hands work to a thread in its context (``copy_context()``) and returns without
+    waiting: the request's end must not lend the connection on with the thread's answer
+    still to come (the next request would read it as its own)."""
+    import contextvars
+    import time
+
+    app = make_app(MYSQLPOOL_SIZE=1, MYSQLPOOL_MAX_SIZE=1, MYSQLPOOL_TIMEOUT=5)
+    threads: list[threading.Thread] = []
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["thread"] = current_pool.execute_query("SELECT 'thread', SLEEP(1)")
+        except Exception as exc:  # noqa: BLE001 - what the thread saw is the point
+            outcome["thread"] = exc
+
+    def sleeping(cid: int) -> bool:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                " WHERE ID = %s AND INFO LIKE 'SELECT %%SLEEP%%'",
+                (cid,),
+            )
+            return bool(cur.fetchone()[0])
+
+    @app.get("/spawn")
+    def spawn() -> dict[str, Any]:
+        cid = int(current_pool.execute_query("SELECT CONNECTION_ID()", return_one=True)[0])
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(work,))
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 10
+        while not sleeping(cid):  # the thread's statement is on the wire
+            assert time.monotonic() < deadline, "the thread's statement never started"
+            time.sleep(0.01)
+        return {"cid": cid}
+
+    @app.get("/next")
+    def nxt() -> dict[str, Any]:
+        return {"row": list(current_pool.execute_query("SELECT 'next', 1", return_one=True))}
+
+    client = app.test_client()
+    assert client.get("/spawn").status_code == 200
+    assert client.get("/next").get_json() == {"row": ["next", 1]}
+    threads[0].join(10)
+    assert isinstance(outcome["thread"], pymysql.err.Error)  # its connection was discarded
+    assert client.get("/next").get_json() == {"row": ["next", 1]}
+    assert app.extensions[EXTENSION_KEY].pool.stats()["in_use"] == 0
