@@ -298,11 +298,31 @@ def _defer_for_streaming(response: Response) -> Response:
     return response
 
 
-def _finish_after(body: Iterator[Any], entry: _RequestEntry) -> Iterator[Any]:
-    try:
-        yield from body
-    finally:
-        entry.close()
+class _finish_after:  # named like the generator function it replaced
+    """The streamed body, giving the request's connections back when it is exhausted or
+    closed. A class, not a generator: a server never iterates the body of a HEAD request or
+    of a 204 or 304 response, only closes it, and closing a generator that never started does
+    not run its ``finally``."""
+
+    __slots__ = ("body", "entry")
+
+    def __init__(self, body: Iterator[Any], entry: _RequestEntry) -> None:
+        self.body = body
+        self.entry = entry
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from self.body
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.entry.close()
 
 
 def _close_request_scope(exc: BaseException | None = None) -> None:

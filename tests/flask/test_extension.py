@@ -237,6 +237,35 @@ def test_streamed_response_keeps_the_connection_until_the_end(
     assert rows(table) == []  # the open transaction was rolled back at teardown
 
 
+def test_streamed_body_never_iterated_gives_back(make_app: MakeApp) -> None:
+    """HEAD, 204 and 304: the server only closes the body, never iterates it."""
+    import gc
+
+    app = make_app(MYSQLPOOL_SIZE=1, MYSQLPOOL_MAX_SIZE=2)
+
+    def body() -> Response:
+        current_pool.execute_query("SELECT 1")
+
+        @stream_with_context
+        def generate() -> Iterator[str]:
+            yield from current_pool.execute_query("SELECT 'row'")[0]
+
+        return Response(generate(), mimetype="text/plain")
+
+    app.add_url_rule("/export", "export", body, methods=["GET", "HEAD"])
+    app.add_url_rule("/empty", "empty", lambda: (body().response, 204))
+    client = app.test_client()
+    for _ in range(3):
+        response = client.head("/export")
+        response.close()
+        assert response.status_code == 200 and in_use(app) == 0
+        response = client.get("/empty")
+        response.close()
+        assert response.status_code == 204 and in_use(app) == 0
+    gc.collect()
+    assert app.extensions[EXTENSION_KEY].pool.stats()["leaks"] == 0  # none reclaimed by the GC
+
+
 def test_streamed_response_closed_early_gives_back(make_app: MakeApp) -> None:
     app = make_app()
 
