@@ -360,37 +360,41 @@ def _pinned(
     success, ROLLBACK on error — the same rule as ``pool.connection()``) unless it runs inside a
     transaction that was already open (then it is a savepoint); the connection stays with the
     request afterwards. The scope hears when the block ends a transaction
-    (:meth:`RequestScope.transaction_ended`)."""
+    (:meth:`RequestScope.transaction_ended`).
+
+    Whether a transaction is open is read under the request's use lock, when the block's first
+    statement is sent: another thread's block of the same request may have begun one since
+    this block was created (two BEGINs: the second would commit the first's work)."""
     lock = scope.use_lock(pool)
-    block = NestedBlock(conn, begin)
-    opening = block.opening()
-    if opening is not None:
-        _acquire_blocking(lock, pool)
-        try:
+    _acquire_blocking(lock, pool)
+    try:
+        block = NestedBlock(conn, begin)
+        opening = block.opening()
+        if opening is not None:
             _send(conn, opening)
-        finally:
-            lock.release()
+    finally:
+        lock.release()
     closing: bytes | None = None
     committed = False
     try:
         try:
             yield conn
         except BaseException as exc:
-            closing = block.closing(exc)
             _acquire_blocking(lock, pool)
             try:
+                closing = block.closing(exc)
                 _send_quietly(conn, closing)
             finally:
                 lock.release()
             raise
-        closing = block.closing(None)
-        if closing is not None:
-            _acquire_blocking(lock, pool)
-            try:
+        _acquire_blocking(lock, pool)
+        try:
+            closing = block.closing(None)
+            if closing is not None:
                 _send(conn, closing)
-            finally:
-                lock.release()
-            committed = closing == b"COMMIT"
+                committed = closing == b"COMMIT"
+        finally:
+            lock.release()
     finally:
         if block.ends_transaction and (begin or closing is not None):
             scope.transaction_ended(pool, conn, committed)
@@ -453,16 +457,20 @@ def _send_quietly(conn: Connection, sql: bytes | None) -> None:
 async def _apinned(
     scope: RequestScope, pool: ConnectionPool, begin: bool
 ) -> AsyncIterator[Connection]:
+    """The async twin of :func:`_pinned`; its statements also take the request's async lock,
+    which orders the request's tasks (``asyncio.gather`` of two blocks: the second one to
+    start is a savepoint of the first's transaction, never a second BEGIN)."""
     from ._wire_async import aio_command
 
     conn = await scope.aconnection_for(pool)
     lock = scope.use_lock(pool)
-    block = NestedBlock(conn, begin)
-    opening = block.opening()
-    if opening is not None:
+    async with scope.alock_for(pool):
         await _acquire_without_blocking(lock)
         try:
-            await aio_command(conn, opening.decode())
+            block = NestedBlock(conn, begin)
+            opening = block.opening()
+            if opening is not None:
+                await aio_command(conn, opening.decode())
         finally:
             lock.release()
     closing: bytes | None = None
@@ -471,24 +479,27 @@ async def _apinned(
         try:
             yield conn
         except BaseException as exc:
-            closing = block.closing(exc)
-            if closing is not None:
+            async with scope.alock_for(pool):
                 await _acquire_without_blocking(lock)
                 try:
-                    await aio_command(conn, closing.decode())
-                except Exception:  # noqa: BLE001 - the block's own error matters more
-                    conn.__dict__["_mp_broken"] = True
+                    closing = block.closing(exc)
+                    if closing is not None:
+                        try:
+                            await aio_command(conn, closing.decode())
+                        except Exception:  # noqa: BLE001 - the block's own error matters more
+                            conn.__dict__["_mp_broken"] = True
                 finally:
                     lock.release()
             raise
-        closing = block.closing(None)
-        if closing is not None:
+        async with scope.alock_for(pool):
             await _acquire_without_blocking(lock)
             try:
-                await aio_command(conn, closing.decode())
+                closing = block.closing(None)
+                if closing is not None:
+                    await aio_command(conn, closing.decode())
+                    committed = closing == b"COMMIT"
             finally:
                 lock.release()
-            committed = closing == b"COMMIT"
     finally:
         if block.ends_transaction and (begin or closing is not None):
             scope.transaction_ended(pool, conn, committed)

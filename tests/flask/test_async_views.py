@@ -160,3 +160,39 @@ def test_a_blocking_call_on_the_loop_while_an_async_one_runs_raises(make_app: Ma
     assert data["row"] == ["async", 0]
     assert "await the async API" in data["message"]
     assert in_use(app) == 0
+
+
+def test_two_transaction_blocks_at_once_never_commit_a_failed_one(
+    make_app: MakeApp, table: str, rows: Callable[[str], list[Any]]
+) -> None:
+    """``asyncio.gather`` of two ``atransaction()`` blocks of one request: they share its one
+    connection, so the second to start is a savepoint of the first's transaction. Deciding
+    that before the first's BEGIN was sent made both send BEGIN, and the second BEGIN
+    committed the first block's work although that block failed."""
+    import asyncio
+
+    app = make_app(MYSQLPOOL_SIZE=2, MYSQLPOOL_TIMEOUT=3)
+
+    async def failing() -> str:
+        try:
+            async with current_pool.atransaction():
+                await current_pool.aexecute_query(f"INSERT INTO {table} (v) VALUES ('failed')")
+                await asyncio.sleep(0)  # let the other block run its statements meanwhile
+                await current_pool.aexecute_query("DO SLEEP(0.05)")
+                raise ValueError("the block fails")
+        except ValueError:
+            return "rolled back"
+
+    async def succeeding() -> str:
+        async with current_pool.atransaction():
+            await current_pool.aexecute_query(f"INSERT INTO {table} (v) VALUES ('inner')")
+        return "done"
+
+    @app.get("/two")
+    async def view() -> dict[str, Any]:
+        return {"r": await asyncio.gather(failing(), succeeding())}
+
+    response = app.test_client().get("/two")
+    assert response.status_code == 200, response.get_data()[:500]
+    assert "failed" not in rows(table)
+    assert in_use(app) == 0
