@@ -313,18 +313,22 @@ class NestedBlock:
     back to on error) and a plain block sends nothing. Otherwise it ends as a pool block ends.
     """
 
-    __slots__ = ("begin", "conn", "outer", "savepoint")
+    __slots__ = ("begin", "conn", "error", "outer", "savepoint")
 
     def __init__(self, conn: Any, begin: bool) -> None:
         self.conn = conn
         self.begin = begin
         self.outer = inside_transaction(conn)
         self.savepoint: str | None = None
+        #: Set by :meth:`closing` when it rolls back a block that succeeded: raise it once the
+        #: ROLLBACK is sent.
+        self.error: TransactionLostError | None = None
 
     def opening(self) -> bytes | None:
         if not self.begin:
             return None
         if not self.outer:
+            self.conn.__dict__["_mp_savepoints"] = 0  # a new transaction has none
             return b"BEGIN"
         d = self.conn.__dict__
         depth = d["_mp_savepoints"] = d.get("_mp_savepoints", 0) + 1
@@ -340,11 +344,33 @@ class NestedBlock:
     def closing(self, exc: BaseException | None) -> bytes | None:
         if self.savepoint is not None:
             self.conn.__dict__["_mp_savepoints"] -= 1
+            if not self.conn.server_status & IN_TRANS:
+                # Other code on the connection ended the transaction meanwhile (a block of the
+                # same request that ran at the same time and failed, a COMMIT sent by hand).
+                if exc is not None:
+                    return None
+                raise TransactionLostError(
+                    "the transaction this block was a savepoint of was ended (committed or "
+                    "rolled back) by other code on the same connection before the block ended "
+                    "(another block of the request running at the same time?): the block's "
+                    "work went with it"
+                )
             verb = "RELEASE SAVEPOINT" if exc is None else "ROLLBACK TO SAVEPOINT"
             return f"{verb} {self.savepoint}".encode()
         if self.outer:
             return None
-        return block_end_action(self.conn, exc)
+        action = block_end_action(self.conn, exc)
+        if action == b"COMMIT" and self.conn.__dict__.get("_mp_savepoints", 0) > 0:
+            # A block that other code on the connection opened inside this transaction (another
+            # task or thread of the request) is still open: committing would commit its work
+            # before it knows whether it succeeds.
+            self.error = TransactionLostError(
+                "not committed: a block opened inside this transaction by other code on the "
+                "same connection (another task or thread of the request) was still open when "
+                "this one ended; the transaction was rolled back"
+            )
+            return b"ROLLBACK"
+        return action
 
 
 def block_end_action(conn: Any, exc: BaseException | None) -> bytes | None:

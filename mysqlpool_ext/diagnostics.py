@@ -778,7 +778,8 @@ def redact_http_url(url: object) -> object:
     if parts.password is None:
         return url
     host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    netloc = f"{parts.username}:***@{host}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _http_credentials(url: str) -> tuple[str, dict[str, str]]:
@@ -792,7 +793,8 @@ def _http_credentials(url: str) -> tuple[str, dict[str, str]]:
     user = urllib.parse.unquote(parts.username or "")
     password = urllib.parse.unquote(parts.password or "")
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return urllib.parse.urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
+    bare = urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, {"Authorization": f"Basic {token}"}
 
 
 def stats_title(source: str | None, pid: int | None) -> str:

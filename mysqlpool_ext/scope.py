@@ -336,11 +336,14 @@ class _CurrentPool(StatementMethods):
         return self._ablock(timeout, begin=True)
 
     def _block(self, timeout: float | None, begin: bool) -> Any:
-        """Outside a request, a pool block; inside one, a block on the request's connection."""
+        """Outside a request, a pool block that is a scope of its own; inside one, a block on
+        the request's connection."""
         pool = self._get_current_object()
         scope = _scope_var.get()
         if scope is None:
-            return pool.transaction(timeout) if begin else pool.connection(timeout)
+            return _scoped_block(
+                pool, pool.transaction(timeout) if begin else pool.connection(timeout)
+            )
         return _pinned(scope, pool, scope.connection_for(pool), begin)
 
     def _ablock(self, timeout: float | None, begin: bool) -> Any:
@@ -348,8 +351,47 @@ class _CurrentPool(StatementMethods):
         pool = self._get_current_object()
         scope = _scope_var.get()
         if scope is None:
-            return pool.atransaction(timeout) if begin else pool.aconnection(timeout)
+            return _ascoped_block(
+                pool, pool.atransaction(timeout) if begin else pool.aconnection(timeout)
+            )
         return _apinned(scope, pool, begin)
+
+
+@contextmanager
+def _scoped_block(pool: ConnectionPool, block: Any) -> Iterator[Connection]:
+    """``with current_pool.transaction():`` outside a request (a CLI command, a task, an app
+    context): the pool's block, and while it is open a request scope holding its connection,
+    so that ``current_pool`` calls in it run on that connection, in its transaction (else each
+    would borrow another: not in the transaction, and with a pool of one, waiting for ever on
+    the block's own connection). Connections of other pools borrowed in it go back at its end."""
+    with block as conn:
+        scope = RequestScope()
+        adopt_connection(scope, pool, conn)
+        token = set_scope(scope)
+        try:
+            yield conn
+        finally:
+            reset_scope(token)
+            detach_connection(scope, pool, conn)  # the pool's block gives it back
+            scope.release()
+
+
+@asynccontextmanager
+async def _ascoped_block(pool: ConnectionPool, block: Any) -> AsyncIterator[Connection]:
+    """The async twin of :func:`_scoped_block`."""
+    async with block as conn:
+        scope = RequestScope()
+        adopt_connection(scope, pool, conn)
+        token = set_scope(scope)
+        try:
+            yield conn
+        finally:
+            reset_scope(token)
+            detach_connection(scope, pool, conn)
+            if scope.borrowed:  # other pools' connections: a rollback may be a round trip
+                await asyncio.to_thread(scope.release)
+            else:
+                scope.release()
 
 
 @contextmanager
@@ -395,6 +437,8 @@ def _pinned(
                 committed = closing == b"COMMIT"
         finally:
             lock.release()
+        if block.error is not None:
+            raise block.error
     finally:
         if block.ends_transaction and (begin or closing is not None):
             scope.transaction_ended(pool, conn, committed)
@@ -500,6 +544,8 @@ async def _apinned(
                     committed = closing == b"COMMIT"
             finally:
                 lock.release()
+        if block.error is not None:
+            raise block.error
     finally:
         if block.ends_transaction and (begin or closing is not None):
             scope.transaction_ended(pool, conn, committed)

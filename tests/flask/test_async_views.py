@@ -162,37 +162,102 @@ def test_a_blocking_call_on_the_loop_while_an_async_one_runs_raises(make_app: Ma
     assert in_use(app) == 0
 
 
-def test_two_transaction_blocks_at_once_never_commit_a_failed_one(
-    make_app: MakeApp, table: str, rows: Callable[[str], list[Any]]
+@pytest.mark.parametrize(
+    ("scenario", "outer_says", "inner_says"),
+    [
+        # Both blocks start at once; the failing one sent BEGIN first. Deciding BEGIN or
+        # SAVEPOINT before that BEGIN was answered made both send BEGIN: the second BEGIN
+        # committed the failing block's work so far, then the other block committed the rest.
+        ("at_once", "rolled back", "released"),
+        # The failing outer block ends while the other's savepoint is open: that one's work
+        # went with the transaction, and it says so when it ends.
+        ("outer_fails_first", "rolled back", "lost: the transaction this block was a savepoint"),
+        # The outer block succeeds while the failing block's savepoint is still open: it must
+        # not commit the other's work before that block knows its fate.
+        ("outer_ends_first", "lost: not committed", "rolled back"),
+    ],
+)
+def test_transaction_blocks_of_one_request_at_the_same_time(
+    make_app: MakeApp,
+    table: str,
+    rows: Callable[[str], list[Any]],
+    scenario: str,
+    outer_says: str,
+    inner_says: str,
 ) -> None:
     """``asyncio.gather`` of two ``atransaction()`` blocks of one request: they share its one
-    connection, so the second to start is a savepoint of the first's transaction. Deciding
-    that before the first's BEGIN was sent made both send BEGIN, and the second BEGIN
-    committed the first block's work although that block failed."""
+    connection, so the second to start is a savepoint of the first's transaction. Whatever
+    the order they end in, a failed block's work is never committed."""
     import asyncio
+
+    from mysqlpool_ext import TransactionLostError
 
     app = make_app(MYSQLPOOL_SIZE=2, MYSQLPOOL_TIMEOUT=3)
 
-    async def failing() -> str:
-        try:
-            async with current_pool.atransaction():
-                await current_pool.aexecute_query(f"INSERT INTO {table} (v) VALUES ('failed')")
-                await asyncio.sleep(0)  # let the other block run its statements meanwhile
-                await current_pool.aexecute_query("DO SLEEP(0.05)")
-                raise ValueError("the block fails")
-        except ValueError:
-            return "rolled back"
-
-    async def succeeding() -> str:
-        async with current_pool.atransaction():
-            await current_pool.aexecute_query(f"INSERT INTO {table} (v) VALUES ('inner')")
-        return "done"
-
     @app.get("/two")
     async def view() -> dict[str, Any]:
-        return {"r": await asyncio.gather(failing(), succeeding())}
+        if scenario != "at_once":
+            # Pinned: the block that starts first is the outer one. (At once, both borrow, and
+            # the one whose borrow ends first begins the transaction.)
+            await current_pool.aexecute_query("SELECT 1")
+        outer_in, inner_in = asyncio.Event(), asyncio.Event()
+        outer_done, inner_done = asyncio.Event(), asyncio.Event()
+        outer_fails = scenario != "outer_ends_first"
+
+        async def block(name: str, fails: bool, body: Any) -> str:
+            try:
+                async with current_pool.atransaction():
+                    await current_pool.aexecute_query(
+                        f"INSERT INTO {table} (v) VALUES (%s)", (name,)
+                    )
+                    await body()
+                    if fails:
+                        raise ValueError("the block fails")
+            except ValueError:
+                return "rolled back"
+            except TransactionLostError as exc:
+                return f"lost: {exc}"
+            return "released"
+
+        async def outer_body() -> None:
+            outer_in.set()
+            await inner_in.wait()
+            if scenario == "at_once":
+                await inner_done.wait()
+
+        async def inner_body() -> None:
+            inner_in.set()
+            if scenario != "at_once":
+                await outer_done.wait()  # still open when the outer block ends
+
+        async def outer() -> str:
+            try:
+                return await block("outer", outer_fails, outer_body)
+            finally:
+                outer_done.set()
+
+        async def inner() -> str:
+            if scenario != "at_once":
+                await outer_in.wait()
+            try:
+                return await block("inner", not outer_fails, inner_body)
+            finally:
+                inner_done.set()
+
+        outer_task = asyncio.ensure_future(outer())
+        inner_task = asyncio.ensure_future(inner())
+        return {"r": [await outer_task, await inner_task]}
 
     response = app.test_client().get("/two")
     assert response.status_code == 200, response.get_data()[:500]
-    assert "failed" not in rows(table)
+    said = response.get_json()["r"]
+    assert said[0].startswith(outer_says), said
+    if scenario == "at_once":
+        # Either began the transaction; or the succeeding one, first to borrow, was done
+        # before the failing one began (then its row is committed, rightly).
+        assert said[1] == "released" or said[1].startswith("lost: not committed"), said
+        assert "outer" not in rows(table)  # the failing block's row
+    else:
+        assert said[1].startswith(inner_says), said
+        assert rows(table) == []
     assert in_use(app) == 0

@@ -697,3 +697,36 @@ def test_a_thread_still_running_a_statement_at_the_request_end(
     assert isinstance(outcome["thread"], pymysql.err.Error)  # its connection was discarded
     assert client.get("/next").get_json() == {"row": ["next", 1]}
     assert app.extensions[EXTENSION_KEY].pool.stats()["in_use"] == 0
+
+
+def test_a_transaction_block_outside_a_request_is_one_connection(
+    make_app: Callable[..., Flask], table: str, rows: Callable[[str], list[Any]]
+) -> None:
+    """In an app context (a CLI command, a task), ``current_pool`` calls inside ``with
+    current_pool.transaction():`` run in that block's transaction, as in a request: they used
+    to borrow a connection each (committed at once, and with a pool of one, waiting for ever
+    on the block's own connection)."""
+    import asyncio
+
+    app = make_app(MYSQLPOOL_SIZE=1, MYSQLPOOL_MAX_SIZE=1, MYSQLPOOL_TIMEOUT=2)
+    with app.app_context():
+        with pytest.raises(RuntimeError), current_pool.transaction():
+            current_pool.execute_query(f"INSERT INTO {table} (v) VALUES ('rolled back')")
+            raise RuntimeError("the command fails")
+        with current_pool.transaction() as conn:
+            current_pool.execute_query(f"INSERT INTO {table} (v) VALUES ('committed')")
+            same = current_pool.execute_query("SELECT CONNECTION_ID()", return_one=True)[0]
+            assert same == conn.execute_query("SELECT CONNECTION_ID()", return_one=True)[0]
+
+        async def in_a_task() -> None:
+            with pytest.raises(RuntimeError):
+                async with current_pool.atransaction():
+                    await current_pool.aexecute_query(
+                        f"INSERT INTO {table} (v) VALUES ('async rolled back')"
+                    )
+                    raise RuntimeError("the task fails")
+
+        asyncio.run(in_a_task())
+        assert current_pool.execute_query("SELECT 1", return_one=True) == (1,)  # per call again
+    assert rows(table) == ["committed"]
+    assert app.extensions[EXTENSION_KEY].pool.stats()["in_use"] == 0
