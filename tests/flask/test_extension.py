@@ -730,3 +730,27 @@ def test_a_transaction_block_outside_a_request_is_one_connection(
         assert current_pool.execute_query("SELECT 1", return_one=True) == (1,)  # per call again
     assert rows(table) == ["committed"]
     assert app.extensions[EXTENSION_KEY].pool.stats()["in_use"] == 0
+
+
+def test_autocommit_off_requests_commit_themselves(
+    make_app: Callable[..., Flask], table: str, rows: Callable[[str], list[Any]]
+) -> None:
+    """``MYSQLPOOL_AUTOCOMMIT = False``: every statement opens a transaction, so a later
+    ``transaction()`` block is a savepoint of it (as psycopg's is), and what the request does
+    not COMMIT is rolled back at its end (README, Flask)."""
+    app = make_app(MYSQLPOOL_AUTOCOMMIT=False)
+
+    @app.get("/write/<commit>")
+    def write(commit: str) -> dict[str, Any]:
+        current_pool.execute_query(f"INSERT INTO {table} (v) VALUES (%s)", (f"first-{commit}",))
+        with current_pool.transaction():
+            current_pool.execute_query(f"INSERT INTO {table} (v) VALUES (%s)", (f"block-{commit}",))
+        if commit == "yes":
+            current_pool.execute_query("COMMIT")
+        return {}
+
+    client = app.test_client()
+    assert client.get("/write/no").status_code == 200
+    assert rows(table) == []
+    assert client.get("/write/yes").status_code == 200
+    assert rows(table) == ["first-yes", "block-yes"]
