@@ -44,7 +44,7 @@ from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
 import click
-from flask import Flask, current_app, g, has_app_context, jsonify
+from flask import Flask, current_app, g, has_app_context, jsonify, request
 
 from .. import registry
 from ..config import url_from_env
@@ -242,9 +242,10 @@ register_resolver(_resolve)
 class _RequestEntry:
     """One request's scope, and how to end it exactly once."""
 
-    __slots__ = ("deferred", "done", "scope", "token")
+    __slots__ = ("deferred", "done", "request", "scope", "token")
 
-    def __init__(self) -> None:
+    def __init__(self, request: object) -> None:
+        self.request = request  # the request's WSGI environ: which request it is for
         self.scope = RequestScope()
         self.token: contextvars.Token[RequestScope | None] = set_scope(self.scope)
         self.deferred = False
@@ -272,8 +273,27 @@ def _open_request_scope() -> None:
     The scope goes into the core's contextvar (what ``current_pool`` reads) and onto ``g`` (what
     the other hooks read). Sync views and streamed bodies run in this thread's context, and
     asgiref copies this context into the event loop that runs an async view: all of them see it.
+
+    ``g`` holds a list, one entry per request: a request of the same app made inside a request
+    (``app.test_client()`` in a view, an internal dispatch) shares its app context, so its ``g``.
     """
-    setattr(g, _G_KEY, _RequestEntry())
+    entries = g.get(_G_KEY)
+    if entries is None:
+        entries = []
+        setattr(g, _G_KEY, entries)
+    entries.append(_RequestEntry(request.environ))
+
+
+def _current_entry() -> _RequestEntry | None:
+    """This request's entry (the one opened for this request's WSGI environ)."""
+    entries: list[_RequestEntry] | None = g.get(_G_KEY)
+    if not entries:
+        return None
+    current = request.environ
+    for entry in reversed(entries):
+        if entry.request is current:
+            return entry
+    return None
 
 
 def _defer_for_streaming(response: Response) -> Response:
@@ -286,7 +306,7 @@ def _defer_for_streaming(response: Response) -> Response:
     3.1 tears down after the view *and* again after the generator). Other bodies — lists, files,
     the WSGI iterable of an error page — cannot reach ``current_pool`` and are not deferred.
     """
-    entry: _RequestEntry | None = g.get(_G_KEY)
+    entry = _current_entry()
     body = response.response
     if entry is not None and not entry.done and isinstance(body, GeneratorType):
         # If an error after this hook replaces the response, Flask runs the hooks again on the
@@ -326,18 +346,25 @@ class _finish_after:  # named like the generator function it replaced
 
 
 def _close_request_scope(exc: BaseException | None = None) -> None:
-    """``teardown_request`` and ``teardown_appcontext``: give back what the request borrowed,
-    unless a streamed response still needs it (then the response's ``close()`` does).
-
-    Both teardowns are hooked because an app context can outlive a request (a test that pushed
-    ``app.app_context()`` and then made requests): the request teardown fires per request; the
-    app-context one is the safety net. The second call finds nothing to do.
-    """
-    entry: _RequestEntry | None = g.get(_G_KEY)
-    if entry is None or entry.deferred:
+    """``teardown_request``: give back what the request borrowed, unless a streamed response
+    still needs it (then the response's ``close()`` does)."""
+    entry = _current_entry()
+    if entry is None:
         return
-    g.pop(_G_KEY, None)
-    entry.close()
+    entries: list[_RequestEntry] = g.get(_G_KEY)
+    entries.remove(entry)
+    if not entry.deferred:
+        entry.close()
+
+
+def _close_left_scopes(exc: BaseException | None = None) -> None:
+    """``teardown_appcontext``, the safety net: an app context can outlive requests (a test
+    that pushed ``app.app_context()`` and then made requests), and a request's teardown may not
+    have run. Gives back every request's scope still open but not streaming."""
+    entries: list[_RequestEntry] | None = g.pop(_G_KEY, None)
+    for entry in entries or ():
+        if not entry.deferred:
+            entry.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,7 +449,7 @@ class MySQLPool:
             # runs after every other hook of the app, on the final response.
             app.after_request_funcs.setdefault(None, []).insert(0, _defer_for_streaming)
             app.teardown_request(_close_request_scope)
-            app.teardown_appcontext(_close_request_scope)
+            app.teardown_appcontext(_close_left_scopes)
             app.cli.add_command(LazyCLI())
             if state.stats_endpoint:
                 app.add_url_rule(

@@ -754,3 +754,32 @@ def test_autocommit_off_requests_commit_themselves(
     assert rows(table) == []
     assert client.get("/write/yes").status_code == 200
     assert rows(table) == ["first-yes", "block-yes"]
+
+
+def test_a_request_made_inside_a_request_of_the_same_app(make_app: Callable[..., Flask]) -> None:
+    """``app.test_client()`` (or any internal dispatch) inside a view: Flask reuses the app
+    context, so ``g``, for the inner request. Each request still gives back its own connection,
+    and the outer one keeps its own (its open transaction too) until its end."""
+    from mysqlpool_ext.scope import current_scope
+
+    app = make_app(MYSQLPOOL_SIZE=2, MYSQLPOOL_MAX_SIZE=2, MYSQLPOOL_TIMEOUT=2)
+
+    @app.get("/inner")
+    def inner() -> dict[str, Any]:
+        return {"id": conn_id()}
+
+    @app.get("/outer")
+    def outer() -> dict[str, Any]:
+        current_pool.execute_query("BEGIN")
+        mine = conn_id()
+        nested = app.test_client().get("/inner").get_json()
+        after = conn_id()
+        in_tx = current_pool.execute_query("SELECT @@in_transaction", return_one=True)[0]
+        return {"outer": [mine, after], "inner": nested["id"], "in_tx": in_tx}
+
+    data = app.test_client().get("/outer").get_json()
+    assert data["outer"][0] == data["outer"][1] and data["inner"] != data["outer"][0]
+    assert data["in_tx"] == 1  # the inner request's end did not touch the outer's connection
+    assert in_use(app) == 0 and current_scope() is None
+    with app.app_context():  # nothing of the outer request's transaction is left behind
+        assert current_pool.execute_query("SELECT @@in_transaction", return_one=True) == (0,)
