@@ -345,6 +345,22 @@ class _finish_after:  # named like the generator function it replaced
             self.entry.close()
 
 
+def _add_stats_rule(app: Flask, path: str) -> None:
+    """The stats endpoint's URL rule, unless it is there: also on ``init_app()`` again with
+    the endpoint turned on or moved (an old path keeps answering: Flask cannot remove a rule).
+    Before any pool is built: Flask refuses new rules once the app has served a request."""
+    paths = {r.rule for r in app.url_map.iter_rules() if r.endpoint == "mysqlpool_stats"}
+    if path in paths:
+        return
+    try:
+        app.add_url_rule(path, endpoint="mysqlpool_stats", view_func=_stats_view)
+    except AssertionError:
+        raise ConfigError(
+            f"MYSQLPOOL_STATS_ENDPOINT={path!r}: Flask adds no URL rule to app {app.name!r} "
+            "after it served a request; set it before the first request"
+        ) from None
+
+
 def _close_request_scope(exc: BaseException | None = None) -> None:
     """``teardown_request``: give back what the request borrowed, unless a streamed response
     still needs it (then the response's ``close()`` does)."""
@@ -407,6 +423,8 @@ class MySQLPool:
 
         state = _AppState(ext=self, app_name=app.name, pool=None)
         state.stats_endpoint = stats_endpoint(config.get("MYSQLPOOL_STATS_ENDPOINT"))
+        if state.stats_endpoint:
+            _add_stats_rule(app, state.stats_endpoint)
         pools: list[ConnectionPool] = []
         try:
             layers = default_layers(self._defaults, config, env_url)
@@ -451,10 +469,6 @@ class MySQLPool:
             app.teardown_request(_close_request_scope)
             app.teardown_appcontext(_close_left_scopes)
             app.cli.add_command(LazyCLI())
-            if state.stats_endpoint:
-                app.add_url_rule(
-                    state.stats_endpoint, endpoint="mysqlpool_stats", view_func=_stats_view
-                )
 
     # -- access ---------------------------------------------------------------------------------
     def get_pool(self, bind: str | None = None, app: Flask | None = None) -> ConnectionPool:

@@ -783,3 +783,25 @@ def test_a_request_made_inside_a_request_of_the_same_app(make_app: Callable[...,
     assert in_use(app) == 0 and current_scope() is None
     with app.app_context():  # nothing of the outer request's transaction is left behind
         assert current_pool.execute_query("SELECT @@in_transaction", return_one=True) == (0,)
+
+
+def test_init_app_again_turns_the_stats_endpoint_on(make_app: Callable[..., Flask]) -> None:
+    """close() then init_app() with the endpoint on (or at another path): it answers there;
+    after the app served a request Flask takes no new rule, and init_app() says so."""
+    ext = MySQLPool()
+    app = make_app(ext=ext)
+    ext.close(app)
+    app.config["MYSQLPOOL_STATS_ENDPOINT"] = "/s1"
+    ext.init_app(app)
+    ext.close(app)
+    app.config["MYSQLPOOL_STATS_ENDPOINT"] = "/s2"
+    ext.init_app(app)
+    client = app.test_client()
+    assert client.get("/s1").status_code == 200 and client.get("/s2").status_code == 200
+    ext.close(app)
+    app.config["MYSQLPOOL_STATS_ENDPOINT"] = "/s3"
+    with pytest.raises(ConfigError, match="after it served a request"):
+        ext.init_app(app)
+    app.config["MYSQLPOOL_STATS_ENDPOINT"] = "/s2"
+    ext.init_app(app)  # already there: fine
+    assert client.get("/s2").status_code == 200
