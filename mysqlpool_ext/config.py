@@ -544,6 +544,14 @@ def convert_option(key: str, raw: str, url: str) -> Any:
         raise ConfigError(
             f"URL {redact_url(url)}: parameter {key!r} has an invalid value {raw!r}", option=key
         ) from None
+    if key == "reset" and low == "":
+        # Not None: an empty setting (an environment variable left blank) must not turn the
+        # session reset off, which lets one request's session state reach the next.
+        raise ConfigError(
+            f"URL {redact_url(url)}: parameter 'reset' is empty; say 'auto', 'session', "
+            "'rollback' or 'none'",
+            option=key,
+        )
     if key in ("check", "reset") and low in _NONE_WORDS:
         return None
     return raw

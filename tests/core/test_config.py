@@ -483,3 +483,15 @@ def test_query_values_are_percent_decoded_and_may_hold_an_at(
 
     kwargs = parse_url(f"mysql://h/db?{query}")
     assert {k: kwargs[k] for k in expected} == expected
+
+
+def test_an_empty_reset_in_a_url_is_an_error_not_none() -> None:
+    """``?reset=`` (a template's blank variable) must not turn the session reset off: that
+    would let one borrower's session state reach the next. ``none`` says it on purpose."""
+    from mysqlpool_ext.config import parse_url
+
+    with pytest.raises(ConfigError, match="parameter 'reset' is empty") as info:
+        parse_url("mysql://u:secret@h/db?reset=")
+    assert "secret" not in str(info.value)
+    assert parse_url("mysql://h/db?reset=none")["reset"] is None
+    assert parse_url("mysql://h/db?check=")["check"] is None  # no check: no session leaks
