@@ -726,8 +726,11 @@ class PoolCore:
         ``block``: the end of a ``with`` block (``exc`` is its exception, or None): an open
         transaction is committed on success and rolled back on error first.
         """
-        if self.kept and not self.unkeep(lease):
-            return None  # it was kept, and another borrower took it from its keeper
+        kept = self.kept
+        if kept and lease.__dict__.get("_mp_slot") in kept and not self.unkeep(lease):
+            # It was kept, and another borrower took it from its keeper. (Not in ``kept`` at
+            # that first look: it was not kept, since only its holder, this caller, keeps it.)
+            return None
         if lease.__class__ is ReturnedConnection:
             return None
         if block and lease.server_status & IN_TRANS:  # else the block end sends nothing

@@ -311,15 +311,23 @@ class NestedBlock:
     ``atomic()`` sharing the request's connection), the block must neither commit nor roll back
     that transaction: a ``transaction()`` block becomes a SAVEPOINT (released on success, rolled
     back to on error) and a plain block sends nothing. Otherwise it ends as a pool block ends.
+
+    Blocks of one request may run at the same time (``asyncio.gather``, threads): the block that
+    sent BEGIN owns the transaction (``conn._mp_tx_owner``) and lists the savepoint blocks
+    opened inside it (``conn._mp_tx_blocks``). When it ends, those still open are *lost*: their
+    later statements raise (:meth:`check`) instead of running outside any transaction, and
+    their end raises :class:`TransactionLostError` instead of claiming success. A plain block
+    never ends a transaction another block owns.
     """
 
-    __slots__ = ("begin", "conn", "error", "outer", "savepoint")
+    __slots__ = ("begin", "conn", "error", "lost", "outer", "savepoint")
 
     def __init__(self, conn: Any, begin: bool) -> None:
         self.conn = conn
         self.begin = begin
         self.outer = inside_transaction(conn)
         self.savepoint: str | None = None
+        self.lost = False
         #: Set by :meth:`closing` when it rolls back a block that succeeded: raise it once the
         #: ROLLBACK is sent.
         self.error: TransactionLostError | None = None
@@ -327,12 +335,17 @@ class NestedBlock:
     def opening(self) -> bytes | None:
         if not self.begin:
             return None
-        if not self.outer:
-            self.conn.__dict__["_mp_savepoints"] = 0  # a new transaction has none
-            return b"BEGIN"
         d = self.conn.__dict__
+        if not self.outer:
+            d["_mp_tx_owner"] = self
+            d["_mp_tx_blocks"] = []
+            d["_mp_savepoints"] = 0  # a new transaction has none
+            return b"BEGIN"
         depth = d["_mp_savepoints"] = d.get("_mp_savepoints", 0) + 1
         self.savepoint = f"mysqlpool_sp{depth}"
+        blocks = d.get("_mp_tx_blocks")
+        if blocks is not None:
+            blocks.append(self)
         return f"SAVEPOINT {self.savepoint}".encode()
 
     @property
@@ -341,36 +354,63 @@ class NestedBlock:
         server rolled back), rather than a savepoint or nothing of the owner's."""
         return self.savepoint is None and not self.outer
 
+    def check(self) -> None:
+        """Before a statement of this block: raise if its transaction is gone (another block of
+        the request ended it): run now, the statement would commit on its own."""
+        if self.lost:
+            raise TransactionLostError(self._lost_message())
+
+    @staticmethod
+    def _lost_message() -> str:
+        return (
+            "the transaction this block was a savepoint of was ended (committed or rolled back) "
+            "by another block on the same connection before this one ended (a block of the "
+            "request running at the same time): this block's work went with it"
+        )
+
     def closing(self, exc: BaseException | None) -> bytes | None:
+        d = self.conn.__dict__
         if self.savepoint is not None:
-            self.conn.__dict__["_mp_savepoints"] -= 1
-            if not self.conn.server_status & IN_TRANS:
-                # Other code on the connection ended the transaction meanwhile (a block of the
-                # same request that ran at the same time and failed, a COMMIT sent by hand).
+            d["_mp_savepoints"] = d.get("_mp_savepoints", 1) - 1
+            blocks = d.get("_mp_tx_blocks")
+            if blocks is not None and self in blocks:
+                blocks.remove(self)
+            if self.lost:
                 if exc is not None:
                     return None
-                raise TransactionLostError(
-                    "the transaction this block was a savepoint of was ended (committed or "
-                    "rolled back) by other code on the same connection before the block ended "
-                    "(another block of the request running at the same time?): the block's "
-                    "work went with it"
-                )
+                raise TransactionLostError(self._lost_message())
             verb = "RELEASE SAVEPOINT" if exc is None else "ROLLBACK TO SAVEPOINT"
             return f"{verb} {self.savepoint}".encode()
         if self.outer:
             return None
-        action = block_end_action(self.conn, exc)
-        if action == b"COMMIT" and self.conn.__dict__.get("_mp_savepoints", 0) > 0:
-            # A block that other code on the connection opened inside this transaction (another
-            # task or thread of the request) is still open: committing would commit its work
-            # before it knows whether it succeeds.
+        owner = d.get("_mp_tx_owner")
+        if owner is not None and owner is not self:
+            return None  # a plain block: the open transaction is another block's to end
+        try:
+            action = block_end_action(self.conn, exc)
+        finally:
+            if owner is self:
+                self._end_ownership()
+        if action == b"COMMIT" and self.error is not None:
+            return b"ROLLBACK"
+        return action
+
+    def _end_ownership(self) -> None:
+        """This block's transaction ends: the savepoint blocks still open in it are lost (if
+        any, a COMMIT would commit their work before they know whether they succeed: it
+        becomes a ROLLBACK, and this block says why)."""
+        d = self.conn.__dict__
+        blocks = d.pop("_mp_tx_blocks", None) or []
+        d.pop("_mp_tx_owner", None)
+        d["_mp_savepoints"] = 0
+        for block in blocks:
+            block.lost = True
+        if blocks:
             self.error = TransactionLostError(
                 "not committed: a block opened inside this transaction by other code on the "
                 "same connection (another task or thread of the request) was still open when "
                 "this one ended; the transaction was rolled back"
             )
-            return b"ROLLBACK"
-        return action
 
 
 def block_end_action(conn: Any, exc: BaseException | None) -> bytes | None:

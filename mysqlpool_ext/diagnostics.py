@@ -740,7 +740,10 @@ def fetch_stats(url: str, timeout: float = 5.0) -> tuple[int | None, dict[str, d
         raise DiagnosticError(f"not an http(s) URL: {redact_http_url(url)!r}", EXIT_USAGE)
     target, headers = _http_credentials(url)
     url = str(redact_http_url(url))  # what every message below shows
-    request = urllib.request.Request(target, headers={"Accept": "application/json", **headers})
+    request = urllib.request.Request(target, headers={"Accept": "application/json"})
+    for name, value in headers.items():
+        # Not sent on to where a redirect points (another host must not get the password).
+        request.add_unredirected_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._protocol import COM_QUERY, NestedBlock, Statement, StatementMethods, run_query
 from .connection import Connection, ReturnedConnection
-from .errors import PoolError
+from .errors import PoolError, TransactionLostError
 from .registry import get_default_pool, get_pool
 
 if TYPE_CHECKING:
@@ -57,6 +57,11 @@ if hasattr(os, "register_at_fork"):
 
 _scope_var: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
     "mysqlpool_ext_scope", default=None
+)
+#: The innermost ``current_pool.transaction()`` block of this context (thread, task): its
+#: statements check first that its transaction still exists (:meth:`NestedBlock.check`).
+_block_var: contextvars.ContextVar[NestedBlock | None] = contextvars.ContextVar(
+    "mysqlpool_block", default=None
 )
 
 
@@ -99,9 +104,13 @@ class RequestScope:
     (Its lock is taken with ``acquire()``/``finally`` rather than ``with``, as in the pool's
     core: see :class:`mysqlpool_ext._core.PoolCore`.)"""
 
-    __slots__ = ("_alocks", "_conns", "_lock", "_released", "_ulocks")
+    __slots__ = ("_alocks", "_conns", "_lock", "_released", "_ulocks", "temporary")
 
-    def __init__(self) -> None:
+    def __init__(self, temporary: bool = False) -> None:
+        #: A scope for one ``with current_pool.transaction():`` outside a request: once it has
+        #: ended, code still running in its context (a task the block started) is outside any
+        #: scope again, rather than in an ended one.
+        self.temporary = temporary
         self._conns: dict[int, tuple[ConnectionPool, Connection]] = {}
         self._alocks: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
         self._ulocks: dict[int, threading.Lock] = {}
@@ -194,6 +203,19 @@ class RequestScope:
         transaction it began: COMMIT (``committed``) or ROLLBACK. For adapters that share the
         connection with code that tracks transactions itself (the Django ORM's on_commit
         callbacks); nothing to do here."""
+
+    def pinned(self) -> list[tuple[ConnectionPool, Connection]]:
+        """The connections this scope holds now, with their pools."""
+        with self._lock:
+            entries = list(self._conns.values())
+        return [(p, c) for p, c in entries if not isinstance(c, ReturnedConnection)]
+
+    async def atransaction_ended(
+        self, pool: ConnectionPool, conn: Connection, committed: bool
+    ) -> None:
+        """:meth:`transaction_ended` from the event loop (an ``atransaction()`` block): an
+        adapter whose listeners must run in a thread of their own overrides this."""
+        self.transaction_ended(pool, conn, committed)
 
     @property
     def borrowed(self) -> int:
@@ -297,20 +319,21 @@ class _CurrentPool(StatementMethods):
 
     def _run_statement(self, stmt: Statement) -> Any:
         pool = self._get_current_object()
-        scope = _scope_var.get()
+        scope = _live_scope()
         if scope is None:
             return pool.execute_query(*stmt)
         conn = scope.connection_for(pool)
         lock = scope.use_lock(pool)
         _acquire_blocking(lock, pool)
         try:
+            _check_block(conn)
             return run_query(conn, stmt)
         finally:
             lock.release()
 
     async def _arun_statement(self, stmt: Statement) -> Any:
         pool = self._get_current_object()
-        scope = _scope_var.get()
+        scope = _live_scope()
         if scope is None:
             return await pool.aexecute_query(*stmt)
         async with scope.alock_for(pool):
@@ -318,6 +341,7 @@ class _CurrentPool(StatementMethods):
             lock = scope.use_lock(pool)
             await _acquire_without_blocking(lock)
             try:
+                _check_block(conn)
                 return await conn.aexecute_query(*stmt)
             finally:
                 lock.release()
@@ -339,7 +363,7 @@ class _CurrentPool(StatementMethods):
         """Outside a request, a pool block that is a scope of its own; inside one, a block on
         the request's connection."""
         pool = self._get_current_object()
-        scope = _scope_var.get()
+        scope = _live_scope()
         if scope is None:
             return _scoped_block(
                 pool, pool.transaction(timeout) if begin else pool.connection(timeout)
@@ -349,12 +373,28 @@ class _CurrentPool(StatementMethods):
     def _ablock(self, timeout: float | None, begin: bool) -> Any:
         """The async twin of :meth:`_block` (the request's connection is taken when entered)."""
         pool = self._get_current_object()
-        scope = _scope_var.get()
+        scope = _live_scope()
         if scope is None:
             return _ascoped_block(
                 pool, pool.atransaction(timeout) if begin else pool.aconnection(timeout)
             )
         return _apinned(scope, pool, begin)
+
+
+def _live_scope() -> RequestScope | None:
+    """The scope of this context, unless it is a temporary one that has ended."""
+    scope = _scope_var.get()
+    if scope is not None and scope.temporary and scope._released:
+        return None
+    return scope
+
+
+def _check_block(conn: Connection) -> None:
+    """A statement inside a ``transaction()`` block on ``conn`` whose transaction another block
+    ended raises rather than running outside any transaction (use lock held)."""
+    block = _block_var.get()
+    if block is not None and block.conn is conn:
+        block.check()
 
 
 @contextmanager
@@ -365,7 +405,7 @@ def _scoped_block(pool: ConnectionPool, block: Any) -> Iterator[Connection]:
     would borrow another: not in the transaction, and with a pool of one, waiting for ever on
     the block's own connection). Connections of other pools borrowed in it go back at its end."""
     with block as conn:
-        scope = RequestScope()
+        scope = RequestScope(temporary=True)
         adopt_connection(scope, pool, conn)
         token = set_scope(scope)
         try:
@@ -380,7 +420,7 @@ def _scoped_block(pool: ConnectionPool, block: Any) -> Iterator[Connection]:
 async def _ascoped_block(pool: ConnectionPool, block: Any) -> AsyncIterator[Connection]:
     """The async twin of :func:`_scoped_block`."""
     async with block as conn:
-        scope = RequestScope()
+        scope = RequestScope(temporary=True)
         adopt_connection(scope, pool, conn)
         token = set_scope(scope)
         try:
@@ -416,19 +456,18 @@ def _pinned(
             _send(conn, opening)
     finally:
         lock.release()
+    token = _block_var.set(block) if begin else None
     closing: bytes | None = None
     committed = False
     try:
         try:
             yield conn
         except BaseException as exc:
-            _acquire_blocking(lock, pool)
-            try:
-                closing = block.closing(exc)
-                _send_quietly(conn, closing)
-            finally:
-                lock.release()
+            if not isinstance(conn, ReturnedConnection):
+                _end_quietly(lock, pool, conn, block, exc)
             raise
+        if isinstance(conn, ReturnedConnection):
+            raise _closed_inside(pool)
         _acquire_blocking(lock, pool)
         try:
             closing = block.closing(None)
@@ -440,8 +479,37 @@ def _pinned(
         if block.error is not None:
             raise block.error
     finally:
+        if token is not None:
+            _block_var.reset(token)
         if block.ends_transaction and (begin or closing is not None):
             scope.transaction_ended(pool, conn, committed)
+
+
+def _end_quietly(
+    lock: threading.Lock, pool: ConnectionPool, conn: Connection, block: NestedBlock, exc: Any
+) -> None:
+    """A block's error is on its way out: roll back what the block must. If that cannot be done
+    (the lock is out of reach, the connection failed), the connection is marked broken: never
+    lent again, so the server rolls back when it is closed. The block's own error matters more
+    than any of these."""
+    try:
+        _acquire_blocking(lock, pool)
+    except PoolError:
+        conn.__dict__["_mp_broken"] = True
+        return
+    try:
+        _send_quietly(conn, block.closing(exc))
+    except Exception:  # noqa: BLE001 - the block's own error matters more
+        conn.__dict__["_mp_broken"] = True
+    finally:
+        lock.release()
+
+
+def _closed_inside(pool: ConnectionPool) -> TransactionLostError:
+    return TransactionLostError(
+        f"pool {pool.name!r}: the request's connection was closed inside the block (Django's "
+        "connection.close() or connections.close_all()?): its transaction was rolled back"
+    )
 
 
 def _acquire_blocking(lock: threading.Lock, pool: ConnectionPool) -> None:
@@ -465,19 +533,31 @@ def _acquire_blocking(lock: threading.Lock, pool: ConnectionPool) -> None:
 async def _acquire_without_blocking(lock: threading.Lock) -> None:
     """Take a :meth:`RequestScope.use_lock` on the event loop: at once when free (the usual
     case), else in a thread, so that the loop runs on while another thread finishes its
-    statement. Cancelled meanwhile, the lock is released as soon as that thread gets it."""
+    statement. Given up meanwhile (a cancellation, a loop closed under it), the lock is
+    released by whichever side sees the other's move: the waiting thread once it gets the lock,
+    or this task if the thread got it first (a done-callback would not run if the loop closed)."""
     if lock.acquire(blocking=False):
         return
-    waiting = asyncio.get_running_loop().run_in_executor(None, lock.acquire)
+    guard = threading.Lock()
+    state = {"abandoned": False, "got": False}
+
+    def take() -> None:
+        lock.acquire()
+        with guard:
+            if state["abandoned"]:
+                lock.release()
+            else:
+                state["got"] = True
+
+    waiting = asyncio.get_running_loop().run_in_executor(None, take)
     try:
         await asyncio.shield(waiting)
     except BaseException:
-
-        def release(done: asyncio.Future[bool]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                lock.release()
-
-        waiting.add_done_callback(release)
+        with guard:
+            state["abandoned"] = True
+            got = state["got"]
+        if got:
+            lock.release()
         raise
 
 
@@ -517,24 +597,28 @@ async def _apinned(
                 await aio_command(conn, opening.decode())
         finally:
             lock.release()
+    token = _block_var.set(block) if begin else None
     closing: bytes | None = None
     committed = False
     try:
         try:
             yield conn
         except BaseException as exc:
-            async with scope.alock_for(pool):
-                await _acquire_without_blocking(lock)
+            if not isinstance(conn, ReturnedConnection):
                 try:
-                    closing = block.closing(exc)
-                    if closing is not None:
+                    async with scope.alock_for(pool):
+                        await _acquire_without_blocking(lock)
                         try:
-                            await aio_command(conn, closing.decode())
-                        except Exception:  # noqa: BLE001 - the block's own error matters more
-                            conn.__dict__["_mp_broken"] = True
-                finally:
-                    lock.release()
+                            closing = block.closing(exc)
+                            if closing is not None:
+                                await aio_command(conn, closing.decode())
+                        finally:
+                            lock.release()
+                except BaseException:  # noqa: BLE001 - the block's own error matters more
+                    conn.__dict__["_mp_broken"] = True  # never lent again: the server rolls back
             raise
+        if isinstance(conn, ReturnedConnection):
+            raise _closed_inside(pool)
         async with scope.alock_for(pool):
             await _acquire_without_blocking(lock)
             try:
@@ -547,8 +631,10 @@ async def _apinned(
         if block.error is not None:
             raise block.error
     finally:
+        if token is not None:
+            _block_var.reset(token)
         if block.ends_transaction and (begin or closing is not None):
-            scope.transaction_ended(pool, conn, committed)
+            await scope.atransaction_ended(pool, conn, committed)
 
 
 current_pool: _CurrentPool = _CurrentPool()

@@ -126,9 +126,18 @@ class OrmScope(RequestScope):
         the ORM's wrappers on it run or drop their ``on_commit`` callbacks, as Django's own
         commit or rollback would."""
         wrappers = [w for w in self.orm if w.connection is conn]
-        wrappers += [w for _, c, w in self.shared if c is conn and w not in wrappers]
+        wrappers += [
+            w for _, c, w in self.shared if c is conn and w is not None and w not in wrappers
+        ]
         for wrapper in wrappers:
             wrapper.transaction_ended(committed)
+
+    async def atransaction_ended(self, pool: ConnectionPool, conn: Any, committed: bool) -> None:
+        """From an ``atransaction()`` block on the event loop: the callbacks run where the
+        request's sync code runs (they may use the ORM, which refuses the event loop)."""
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(self.transaction_ended, thread_sensitive=True)(pool, conn, committed)
 
 
 _BACKEND = "mysqlpool_ext.django.backend.base"
@@ -168,6 +177,12 @@ def orm_scope() -> Iterator[RequestScope]:
         yield outer
         return
     scope = OrmScope()
+    if outer is not None and not outer.ended:
+        # Another kind of scope (a current_pool.transaction() block outside a request): its
+        # connections are shared, so the block's transaction spans the ORM too; it keeps them.
+        for pool, conn in outer.pinned():
+            if adopt_connection(scope, pool, conn):
+                scope.shared.append((pool, conn, None))
     _share_orm_connections(scope)
     token = set_scope(scope)
     try:

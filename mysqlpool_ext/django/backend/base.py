@@ -30,7 +30,7 @@ from typing import Any
 
 import pymysql
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError
 from django.db.backends import utils as backend_utils
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
@@ -522,6 +522,13 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         """
         if self.in_atomic_block:
             return  # the block was a savepoint of Django's transaction, not a transaction
+        try:
+            self.validate_thread_sharing()
+        except DatabaseError:
+            # Another thread's wrapper (the block ran in a thread of its own): its callbacks
+            # may use the ORM, which is that thread's; not run here. (The request's end drops
+            # what is left, as Django does when a connection closes.)
+            return
         if committed:
             self.run_and_clear_commit_hooks()
         else:

@@ -13,13 +13,14 @@ from unittest import mock
 
 import pymysql
 from asgiref.sync import async_to_sync
-from django.db import connections
+from django.db import connections, transaction
 from django.db.backends.signals import connection_created
 from django.test import AsyncClient, SimpleTestCase, TestCase, TransactionTestCase
 from django.test.testcases import DatabaseOperationForbidden
 
 from engine_app import views
 from engine_app.models import Item
+from engine_app.views import _cid, _orm_cid
 from mysqlpool_ext import current_pool
 from mysqlpool_ext.django import orm_scope
 from mysqlpool_ext.django.backend.base import DatabaseWrapper, engine_pools
@@ -521,6 +522,68 @@ class ClosingAndCommitting(TransactionTestCase):
             self.assertIsNone(connections["default"].connection)
             self.assertEqual(lent(), 0)
         self.assertEqual(pool.stats()["leaks"], 0)
+
+
+class PoolBlocksAndTheOrm(TransactionTestCase):
+    """current_pool blocks in code outside requests (commands, tasks, tests) with the ORM."""
+
+    databases = {"default", "other"}
+
+    def names(self) -> list[str]:
+        return sorted(Item.objects.values_list("name", flat=True))
+
+    def test_a_pool_block_inside_atomic_is_a_savepoint_even_when_empty(self) -> None:
+        """In atomic() no table may have been touched yet (the server then reports no
+        transaction): the block is still a savepoint, not a transaction it lost."""
+        connections.close_all()
+        with orm_scope(), transaction.atomic():
+            with current_pool.transaction():
+                pass
+            with current_pool.transaction():
+                current_pool.execute_query("SELECT 1")
+            Item.objects.create(name="kept")
+        self.assertEqual(self.names(), ["kept"])
+
+    def test_orm_scope_inside_a_pool_block_joins_its_transaction(self) -> None:
+        connections.close_all()
+        with self.assertRaises(RuntimeError), current_pool.transaction():
+            block_id = _cid()
+            with orm_scope():
+                Item.objects.create(name="in the block")
+                orm_id = _orm_cid()
+            raise RuntimeError("the command fails")
+        self.assertEqual(block_id, orm_id)
+        self.assertEqual(self.names(), [])
+
+    def test_on_commit_of_an_async_pool_block_runs_in_the_orms_thread(self) -> None:
+        """``async with current_pool.atransaction():`` around ORM work (in sync_to_async): its
+        on_commit callbacks run where that work ran, not on the event loop (the ORM refuses
+        it there)."""
+        from asgiref.sync import sync_to_async
+        from django.db import transaction as tx
+
+        connections.close_all()
+        ran: list[object] = []
+
+        def hook() -> None:
+            ran.append((threading.current_thread().name, Item.objects.count()))
+
+        @sync_to_async
+        def work() -> str:
+            with tx.atomic():
+                Item.objects.create(name="x")
+                tx.on_commit(hook)
+            return threading.current_thread().name
+
+        async def main() -> str:
+            with orm_scope():
+                async with current_pool.atransaction():
+                    where = await work()
+            return where
+
+        where = async_to_sync(main)()
+        self.assertEqual(ran, [(where, 1)])
+        self.assertEqual(self.names(), ["x"])
 
 
 class ConcurrentStatementsOfOneRequest(TransactionTestCase):

@@ -1,0 +1,115 @@
+"""``current_pool`` blocks on a request's one connection, with code of the request running at the
+same time (``asyncio.gather``) and code that outlives a block: whatever the interleaving, a failed
+transaction's work is never committed, and nothing is left in an ended scope."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from corekit import MakePool
+
+from mysqlpool_ext import ConnectionPool, current_pool, request_scope
+from mysqlpool_ext.registry import set_default_pool
+
+
+@pytest.fixture
+def pool(make_pool: MakePool) -> Iterator[ConnectionPool]:
+    pool = make_pool(size=1, max_size=4, timeout=5)
+    pool.execute_query("CREATE TABLE IF NOT EXISTS req_blocks (v VARCHAR(40))")
+    pool.execute_query("DELETE FROM req_blocks")
+    set_default_pool(pool)
+    yield pool
+    set_default_pool(None)
+    pool.execute_query("DROP TABLE IF EXISTS req_blocks")
+
+
+def rows(pool: ConnectionPool) -> list[str]:
+    return [r[0] for r in pool.execute_query("SELECT v FROM req_blocks ORDER BY v")]
+
+
+async def test_a_plain_block_never_ends_another_blocks_transaction(pool: ConnectionPool) -> None:
+    """A ``connection()`` block entered before another task's ``transaction()`` began ends
+    after it: it must not COMMIT that transaction (whose block then fails)."""
+    began, plain_done = asyncio.Event(), asyncio.Event()
+
+    async def plain() -> None:
+        async with current_pool.aconnection():
+            await current_pool.aexecute_query("SELECT 1")
+            await began.wait()
+        plain_done.set()
+
+    async def failing() -> str:
+        try:
+            async with current_pool.atransaction():
+                await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('failed')")
+                began.set()
+                await plain_done.wait()
+                raise RuntimeError("the transaction fails")
+        except RuntimeError:
+            return "rolled back"
+
+    with request_scope():
+        results = await asyncio.gather(plain(), failing())
+    assert results[1] == "rolled back"
+    assert rows(pool) == []
+
+
+async def test_a_task_started_in_a_block_outside_a_request_outlives_it(
+    pool: ConnectionPool,
+) -> None:
+    """Outside a request a ``transaction()`` block is a scope of its own; a task it started
+    that runs on after the block borrows per call again (not "the scope has ended")."""
+    block_ended = asyncio.Event()
+
+    async def later() -> Any:
+        await block_ended.wait()
+        return await current_pool.aexecute_query("SELECT 'later'", return_one=True)
+
+    async with current_pool.atransaction():
+        await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('in block')")
+        task = asyncio.ensure_future(later())
+    block_ended.set()
+    assert await task == ("later",)
+    assert rows(pool) == ["in block"]
+    assert pool.stats()["in_use"] == 0
+
+
+def test_statements_of_a_lost_savepoint_block_raise(pool: ConnectionPool) -> None:
+    """A thread of the request opens a savepoint block inside the request's transaction; the
+    outer block ends first: it rolls back (committing would commit the other's work before it
+    knows its fate) and says so; the other block's next statement raises instead of running
+    (and committing) on its own, and nothing is committed."""
+    import contextvars
+    import threading
+
+    from mysqlpool_ext import TransactionLostError
+
+    inner_open, outer_ended = threading.Event(), threading.Event()
+    seen: dict[str, Any] = {}
+
+    def inner() -> None:
+        try:
+            with current_pool.transaction():
+                current_pool.execute_query("INSERT INTO req_blocks VALUES ('inner')")
+                inner_open.set()
+                assert outer_ended.wait(10)
+                current_pool.execute_query("INSERT INTO req_blocks VALUES ('after the end')")
+        except TransactionLostError as exc:
+            seen["inner"] = str(exc)
+
+    with request_scope():
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(inner,))
+        with (
+            pytest.raises(TransactionLostError, match="not committed"),
+            current_pool.transaction(),
+        ):
+            current_pool.execute_query("INSERT INTO req_blocks VALUES ('outer')")
+            thread.start()
+            assert inner_open.wait(10)
+        outer_ended.set()
+        thread.join(10)
+    assert seen["inner"].startswith("the transaction this block was a savepoint of")
+    assert rows(pool) == []
