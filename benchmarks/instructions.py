@@ -22,7 +22,10 @@ Cells (each subject a separate process):
 - ``sync_select1``: one thread, ``SELECT 1`` through a cursor: raw PyMySQL, our ``Connection``
   unpooled, and borrowed from a pool per query;
 - ``django_get``: a whole Django request (``GET /orm/products/1`` of the example project through
-  its WSGI handler, as ``benchmarks.django_cpu``): the ENGINE against ``CONN_MAX_AGE=60``.
+  its WSGI handler, as ``benchmarks.django_cpu``): the ENGINE against ``CONN_MAX_AGE=60``;
+- ``django_gunicorn``: the same request through gunicorn (one worker, 4 threads, ``Connection:
+  close``, 4 clients), counting the worker process only: HTTP parsing, gunicorn's threads and the
+  request's lifecycle included, as ``benchmarks.django_bench`` runs it (there with 2 workers).
 
 Needs valgrind (``apt-get install valgrind``) and a server (``MYSQLPOOL_TEST_URL``, else the
 tests' throwaway MariaDB).
@@ -38,6 +41,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +52,7 @@ CELLS: dict[str, tuple[tuple[str, ...], int, int]] = {
     "borrow": (("ours",), 0, 5000),
     "sync_select1": (("raw", "conn", "pool"), 0, 3000),
     "django_get": (("pool", "orm60"), 100, 600),
+    "django_gunicorn": (("pool", "orm60"), 200, 1200),
 }
 _TASKS = 64
 
@@ -132,6 +137,8 @@ def _drive_select1(subject: str, n: int, kwargs: dict[str, Any]) -> None:
 
 
 def _count(cell: str, subject: str, n: int, url: str) -> int:
+    if cell == "django_gunicorn":
+        return _count_gunicorn(subject, n, url)
     env = dict(os.environ, MYSQLPOOL_TEST_URL=url, PYTHONHASHSEED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
@@ -143,6 +150,78 @@ def _count(cell: str, subject: str, n: int, url: str) -> int:
     if proc.returncode != 0 or found is None:
         raise RuntimeError(f"{cell}/{subject}: valgrind run failed:\n{proc.stderr[-2000:]}")
     return int(found.group(1))
+
+
+def _serve(port: int, path: str, count: int, subject: str) -> None:
+    """``count`` requests from 4 client threads (the worker's 4 threads each busy)."""
+    import threading
+
+    from ._http import _get
+
+    left = iter(range(count))
+    lock = threading.Lock()
+    failed: list[int] = []
+
+    def client() -> None:
+        while True:
+            with lock:
+                if next(left, None) is None:
+                    return
+            status = _get(port, path, timeout=300)
+            if status != 200:
+                failed.append(status)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        raise RuntimeError(f"django_gunicorn/{subject}: HTTP {failed[:5]}")
+
+
+def _count_gunicorn(subject: str, n: int, url: str) -> int:
+    """The worker's instructions: gunicorn runs under callgrind (which follows its fork), is
+    warmed up, serves ``n`` more requests from 4 client threads and is stopped gracefully."""
+    import signal
+
+    from . import django_cpu
+    from ._http import _free_port, _get
+    from .django_bench import WSGI, _env
+
+    port = _free_port()
+    env = _env(url, django_cpu.SUBJECTS[subject])
+    env["PYTHONHASHSEED"] = "1"
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         "-m", "gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}",
+         "--timeout", "0", "--graceful-timeout", "300", "--log-level", "warning", WSGI],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    path = "/orm/products/1"
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # the worker imports Django under valgrind: a while
+            try:
+                _get(port, path, timeout=300)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        for count in (300, n):
+            _serve(port, path, count, subject)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=600)
+    counts = {
+        int(pid): int(value) for pid, value in re.findall(r"==(\d+)== Collected : (\d+)", err)
+    }
+    workers = [value for pid, value in counts.items() if pid != proc.pid]
+    if len(workers) != 1:
+        raise RuntimeError(f"django_gunicorn/{subject}: no single worker in:\n{err[-2000:]}")
+    return workers[0]
 
 
 def run(url: str, cells: list[str], say: Any = print) -> list[dict[str, Any]]:
@@ -185,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     from ._harness import bench_server
 
     with bench_server() as server:
-        if "django_get" in cells:
+        if "django_get" in cells or "django_gunicorn" in cells:
             from ._harness import url_kwargs
             from .django_bench import _prepare
 

@@ -424,7 +424,9 @@ _BOOL_KEYS = {
     "binary_prefix",
     "use_unicode",
 }
-_NONE_WORDS = {"none", "null", ""}
+_NONE_WORDS = {"none", "null"}
+#: Options whose value is converted (not passed on as text): an empty value is an error.
+_TYPED_KEYS = _INT_KEYS | _FLOAT_KEYS | _BOOL_KEYS | {"check", "reset"}
 
 
 #: Query parameters whose value is a secret: masked by :func:`redact_url`, never echoed.
@@ -524,7 +526,18 @@ def redact_url(url: str) -> str:
 
 
 def convert_option(key: str, raw: str, url: str) -> Any:
-    low = raw.lower()
+    low = raw.lower().strip()
+    if low == "" and (key in _TYPED_KEYS):
+        # Never None: an empty setting (a template's or environment's variable left blank) must
+        # not quietly mean "wait for ever", "never recycle", "no liveness check" or "no session
+        # reset" (which lets one request's session state reach the next). ``none`` says it on
+        # purpose.
+        what = (
+            "say 'auto', 'session', 'rollback' or 'none'"
+            if key == "reset"
+            else "give a value, or 'none' where the option allows it"
+        )
+        raise ConfigError(f"URL {redact_url(url)}: parameter {key!r} is empty; {what}", option=key)
     try:
         if key in _BOOL_KEYS:
             if low in ("1", "true", "yes", "on"):
@@ -544,14 +557,6 @@ def convert_option(key: str, raw: str, url: str) -> Any:
         raise ConfigError(
             f"URL {redact_url(url)}: parameter {key!r} has an invalid value {raw!r}", option=key
         ) from None
-    if key == "reset" and low == "":
-        # Not None: an empty setting (an environment variable left blank) must not turn the
-        # session reset off, which lets one request's session state reach the next.
-        raise ConfigError(
-            f"URL {redact_url(url)}: parameter 'reset' is empty; say 'auto', 'session', "
-            "'rollback' or 'none'",
-            option=key,
-        )
     if key in ("check", "reset") and low in _NONE_WORDS:
         return None
     return raw

@@ -494,4 +494,17 @@ def test_an_empty_reset_in_a_url_is_an_error_not_none() -> None:
         parse_url("mysql://u:secret@h/db?reset=")
     assert "secret" not in str(info.value)
     assert parse_url("mysql://h/db?reset=none")["reset"] is None
-    assert parse_url("mysql://h/db?check=")["check"] is None  # no check: no session leaks
+
+
+@pytest.mark.parametrize("key", ["check", "timeout", "max_lifetime", "max_idle", "autocommit", "size"])
+def test_any_empty_typed_parameter_is_an_error_not_none(key: str) -> None:
+    """A blank ``?timeout=`` would mean "wait for ever", ``?check=`` "never check a connection
+    before lending it", ``?max_lifetime=`` "never recycle": none of that by accident."""
+    from mysqlpool_ext.config import parse_url
+
+    with pytest.raises(ConfigError, match=f"parameter '{key}' is empty") as info:
+        parse_url(f"mysql://u:secret@h/db?{key}=%20")
+    assert "secret" not in str(info.value)
+    assert info.value.option == key
+    assert parse_url("mysql://h/db?check=none&timeout=null")["check"] is None
+    assert parse_url("mysql://h/db?charset=")["charset"] == ""  # text, passed on as it is

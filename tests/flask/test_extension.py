@@ -428,6 +428,9 @@ def test_url_from_the_environment(db_url: str, monkeypatch: pytest.MonkeyPatch) 
         ({"MYSQLPOOL_RESET": "nope"}, r"^MYSQLPOOL_RESET: option 'reset'"),
         # Blank (an environment variable left empty) must not turn the session reset off.
         ({"MYSQLPOOL_RESET": ""}, r"^MYSQLPOOL_RESET: invalid value '' for option 'reset'"),
+        # ... nor wait for ever, nor skip the liveness check.
+        ({"MYSQLPOOL_TIMEOUT": ""}, r"^MYSQLPOOL_TIMEOUT: invalid value '' for option 'timeout'"),
+        ({"MYSQLPOOL_CHECK": " "}, r"^MYSQLPOOL_CHECK: invalid value ' ' for option 'check'"),
         ({"MYSQLPOOL_BINDS": ["x"]}, r"MYSQLPOOL_BINDS must be a dict"),
         ({"MYSQLPOOL_BINDS": {"r": {"sise": 1}}}, r"MYSQLPOOL_BINDS\['r'\]: unknown option 'sise'"),
         ({"MYSQLPOOL_BINDS": {"r": "postgres://u@h/db"}}, r"MYSQLPOOL_BINDS\['r'\]: .*scheme"),
