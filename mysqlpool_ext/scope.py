@@ -60,8 +60,8 @@ _scope_var: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar
 )
 #: The innermost ``current_pool.transaction()`` block of this context (thread, task): its
 #: statements check first that its transaction still exists (:meth:`NestedBlock.check`).
-_block_var: contextvars.ContextVar[NestedBlock | None] = contextvars.ContextVar(
-    "mysqlpool_block", default=None
+_block_var: contextvars.ContextVar[tuple[ConnectionPool, NestedBlock] | None] = (
+    contextvars.ContextVar("mysqlpool_block", default=None)
 )
 
 
@@ -322,6 +322,7 @@ class _CurrentPool(StatementMethods):
         scope = _live_scope()
         if scope is None:
             return pool.execute_query(*stmt)
+        _check_not_closed(pool)
         conn = scope.connection_for(pool)
         lock = scope.use_lock(pool)
         _acquire_blocking(lock, pool)
@@ -336,6 +337,7 @@ class _CurrentPool(StatementMethods):
         scope = _live_scope()
         if scope is None:
             return await pool.aexecute_query(*stmt)
+        _check_not_closed(pool)
         async with scope.alock_for(pool):
             conn = await scope.aconnection_for(pool)
             lock = scope.use_lock(pool)
@@ -392,9 +394,18 @@ def _live_scope() -> RequestScope | None:
 def _check_block(conn: Connection) -> None:
     """A statement inside a ``transaction()`` block on ``conn`` whose transaction another block
     ended raises rather than running outside any transaction (use lock held)."""
-    block = _block_var.get()
-    if block is not None and block.conn is conn:
-        block.check()
+    entry = _block_var.get()
+    if entry is not None and entry[1].conn is conn:
+        entry[1].check()
+
+
+def _check_not_closed(pool: ConnectionPool) -> None:
+    """Before a statement of a ``transaction()`` block takes the request's connection: if the
+    block's connection was closed (Django's ``close()``: the server rolled its transaction
+    back), raise, rather than borrow another connection and commit the statement on its own."""
+    entry = _block_var.get()
+    if entry is not None and entry[0] is pool and isinstance(entry[1].conn, ReturnedConnection):
+        raise _closed_inside(pool)
 
 
 @contextmanager
@@ -456,7 +467,7 @@ def _pinned(
             _send(conn, opening)
     finally:
         lock.release()
-    token = _block_var.set(block) if begin else None
+    token = _block_var.set((pool, block)) if begin else None
     closing: bytes | None = None
     committed = False
     try:
@@ -597,7 +608,7 @@ async def _apinned(
                 await aio_command(conn, opening.decode())
         finally:
             lock.release()
-    token = _block_var.set(block) if begin else None
+    token = _block_var.set((pool, block)) if begin else None
     closing: bytes | None = None
     committed = False
     try:

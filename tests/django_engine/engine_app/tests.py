@@ -555,6 +555,46 @@ class PoolBlocksAndTheOrm(TransactionTestCase):
         self.assertEqual(block_id, orm_id)
         self.assertEqual(self.names(), [])
 
+    def test_a_pool_statement_after_the_orm_closed_the_blocks_connection_raises(self) -> None:
+        """Django closed the block's connection (its transaction rolled back): the block's next
+        statement raises rather than autocommitting on another connection, sync and async."""
+        from asgiref.sync import sync_to_async
+
+        from mysqlpool_ext import TransactionLostError
+
+        table = Item._meta.db_table
+        insert = f"INSERT INTO {table} (name) VALUES (%s)"
+        connections.close_all()
+        reached: list[str] = []
+        with orm_scope(), self.assertRaisesRegex(TransactionLostError, "closed inside"):
+            with current_pool.transaction():
+                current_pool.execute_query(insert, ("before close",))
+                self.assertEqual(Item.objects.count(), 1)  # the ORM on the block's connection
+                connections["default"].close()
+                reached.append("closed")
+                current_pool.execute_query(insert, ("after close",))
+                reached.append("sent")
+
+        async def main() -> None:
+            with orm_scope():
+                async with current_pool.atransaction():
+                    await current_pool.aexecute_query(insert, ("async before close",))
+
+                    def orm_then_close() -> None:
+                        Item.objects.count()
+                        connections["default"].close()
+
+                    await sync_to_async(orm_then_close)()
+                    reached.append("async closed")
+                    await current_pool.aexecute_query(insert, ("async after close",))
+                    reached.append("async sent")
+
+        with self.assertRaisesRegex(TransactionLostError, "closed inside"):
+            async_to_sync(main)()
+        self.assertEqual(reached, ["closed", "async closed"])
+        self.assertEqual(self.names(), [])
+        self.assertEqual(lent(), 0)
+
     def test_on_commit_of_an_async_pool_block_runs_in_the_orms_thread(self) -> None:
         """``async with current_pool.atransaction():`` around ORM work (in sync_to_async): its
         on_commit callbacks run where that work ran, not on the event loop (the ORM refuses
