@@ -327,7 +327,7 @@ class _CurrentPool(StatementMethods):
         lock = scope.use_lock(pool)
         _acquire_blocking(lock, pool)
         try:
-            _check_block(conn)
+            _check_block(pool, conn)
             return run_query(conn, stmt)
         finally:
             lock.release()
@@ -343,7 +343,7 @@ class _CurrentPool(StatementMethods):
             lock = scope.use_lock(pool)
             await _acquire_without_blocking(lock)
             try:
-                _check_block(conn)
+                _check_block(pool, conn)
                 return await conn.aexecute_query(*stmt)
             finally:
                 lock.release()
@@ -391,12 +391,37 @@ def _live_scope() -> RequestScope | None:
     return scope
 
 
-def _check_block(conn: Connection) -> None:
-    """A statement inside a ``transaction()`` block on ``conn`` whose transaction another block
-    ended raises rather than running outside any transaction (use lock held)."""
+def _check_block(pool: ConnectionPool, conn: Connection) -> None:
+    """Before a statement on the request's connection (use lock held): raise if the connection
+    was given up (:func:`_abandon`), or if this statement's ``transaction()`` block lost its
+    transaction to another block: run now, the statement would commit on its own, or seem to
+    succeed and be rolled back with a transaction nobody will end."""
+    check_usable(pool, conn)
     entry = _block_var.get()
     if entry is not None and entry[1].conn is conn:
         entry[1].check()
+
+
+def check_usable(pool: ConnectionPool, conn: Connection) -> None:
+    """Raise :class:`TransactionLostError` if ``conn``, a request's connection, was given up
+    because a block could not end its transaction (for adapters sharing the connection: the
+    Django ORM). Cheap: one dictionary look-up."""
+    reason = conn.__dict__.get("_mp_abandoned")
+    if reason is not None:
+        raise TransactionLostError(
+            f"pool {pool.name!r}: {reason}: its transaction is still open and is rolled back "
+            "when the request ends, so no statement runs on this connection any more"
+        )
+
+
+def _abandon(conn: Connection, reason: str) -> None:
+    """A block could not end what it began on ``conn``: never lent again (the server rolls
+    back when it is closed), and every later statement of the request on it raises."""
+    conn.__dict__["_mp_broken"] = True
+    conn.__dict__.setdefault("_mp_abandoned", reason)
+
+
+_NOT_ROLLED_BACK = "a current_pool block could not roll back after its error"
 
 
 def _check_not_closed(pool: ConnectionPool) -> None:
@@ -461,6 +486,7 @@ def _pinned(
     lock = scope.use_lock(pool)
     _acquire_blocking(lock, pool)
     try:
+        check_usable(pool, conn)
         block = NestedBlock(conn, begin)
         opening = block.opening()
         if opening is not None:
@@ -479,7 +505,17 @@ def _pinned(
             raise
         if isinstance(conn, ReturnedConnection):
             raise _closed_inside(pool)
-        _acquire_blocking(lock, pool)
+        try:
+            _acquire_blocking(lock, pool)
+        except PoolError:
+            # On the event loop, with an async statement of the request on the connection:
+            # the block can neither wait nor end. What it began stays open on the connection.
+            _abandon(
+                conn,
+                "a blocking current_pool block on the event loop could not end while an async "
+                "call of the request used the connection",
+            )
+            raise
         try:
             closing = block.closing(None)
             if closing is not None:
@@ -506,12 +542,12 @@ def _end_quietly(
     try:
         _acquire_blocking(lock, pool)
     except PoolError:
-        conn.__dict__["_mp_broken"] = True
+        _abandon(conn, _NOT_ROLLED_BACK)
         return
     try:
         _send_quietly(conn, block.closing(exc))
     except Exception:  # noqa: BLE001 - the block's own error matters more
-        conn.__dict__["_mp_broken"] = True
+        _abandon(conn, _NOT_ROLLED_BACK)
     finally:
         lock.release()
 
@@ -585,7 +621,7 @@ def _send_quietly(conn: Connection, sql: bytes | None) -> None:
     try:
         _send(conn, sql)
     except Exception:  # noqa: BLE001
-        conn.__dict__["_mp_broken"] = True
+        _abandon(conn, _NOT_ROLLED_BACK)
 
 
 @asynccontextmanager
@@ -602,6 +638,7 @@ async def _apinned(
     async with scope.alock_for(pool):
         await _acquire_without_blocking(lock)
         try:
+            check_usable(pool, conn)
             block = NestedBlock(conn, begin)
             opening = block.opening()
             if opening is not None:
@@ -626,7 +663,7 @@ async def _apinned(
                         finally:
                             lock.release()
                 except BaseException:  # noqa: BLE001 - the block's own error matters more
-                    conn.__dict__["_mp_broken"] = True  # never lent again: the server rolls back
+                    _abandon(conn, _NOT_ROLLED_BACK)
             raise
         if isinstance(conn, ReturnedConnection):
             raise _closed_inside(pool)

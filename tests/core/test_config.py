@@ -496,7 +496,9 @@ def test_an_empty_reset_in_a_url_is_an_error_not_none() -> None:
     assert parse_url("mysql://h/db?reset=none")["reset"] is None
 
 
-@pytest.mark.parametrize("key", ["check", "timeout", "max_lifetime", "max_idle", "autocommit", "size"])
+@pytest.mark.parametrize(
+    "key", ["check", "timeout", "max_lifetime", "max_idle", "autocommit", "size"]
+)
 def test_any_empty_typed_parameter_is_an_error_not_none(key: str) -> None:
     """A blank ``?timeout=`` would mean "wait for ever", ``?check=`` "never check a connection
     before lending it", ``?max_lifetime=`` "never recycle": none of that by accident."""

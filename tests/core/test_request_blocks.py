@@ -113,3 +113,43 @@ def test_statements_of_a_lost_savepoint_block_raise(pool: ConnectionPool) -> Non
         thread.join(10)
     assert seen["inner"].startswith("the transaction this block was a savepoint of")
     assert rows(pool) == []
+
+
+async def test_a_sync_block_that_cannot_end_on_the_loop_leaves_nothing_to_lose(
+    pool: ConnectionPool,
+) -> None:
+    """A blocking ``with current_pool.transaction():`` on the event loop ends while an async
+    statement of the request holds the connection: it cannot wait for it (the loop would stop)
+    and raises. Its transaction is still open on the connection, so every later statement of
+    the request there (current_pool, sync or async, or a new block) must raise too: run, it
+    would seem to succeed and be rolled back with that transaction when the request ends."""
+    from mysqlpool_ext import PoolError, TransactionLostError
+    from mysqlpool_ext.scope import current_scope
+
+    with request_scope():
+        scope = current_scope()
+        assert scope is not None
+        lock = scope.use_lock(pool)
+        task = None
+        with (
+            pytest.raises(PoolError, match="would wait for ever"),
+            current_pool.transaction(),
+        ):
+            current_pool.execute_query("INSERT INTO req_blocks VALUES ('block')")
+            task = asyncio.ensure_future(current_pool.aexecute_query("SELECT SLEEP(0.3)"))
+            for _ in range(1000):  # until the task holds the connection
+                if lock.locked():
+                    break
+                await asyncio.sleep(0)
+            assert lock.locked()
+        assert task is not None
+        await task
+        with pytest.raises(TransactionLostError, match="could not end"):
+            await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('async after')")
+        with pytest.raises(TransactionLostError, match="could not end"):
+            current_pool.execute_query("INSERT INTO req_blocks VALUES ('sync after')")
+        with pytest.raises(TransactionLostError, match="could not end"):
+            async with current_pool.atransaction():
+                await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('new block')")
+    assert rows(pool) == []
+    assert pool.stats()["in_use"] == 0

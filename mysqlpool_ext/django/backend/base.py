@@ -41,7 +41,13 @@ from pymysql.constants import FIELD_TYPE, SERVER_STATUS
 from ...connection import Connection
 from ...errors import ConfigError
 from ...pool import ConnectionPool
-from ...scope import RequestScope, adopt_connection, current_scope, detach_connection
+from ...scope import (
+    RequestScope,
+    adopt_connection,
+    check_usable,
+    current_scope,
+    detach_connection,
+)
 from ..conf import engine_pool_options
 from ..engine_pools import ENGINE_POOLS
 from ..middleware import OrmScope
@@ -91,9 +97,11 @@ class CursorWrapper(_MySQLCursorWrapper):
     """Django's cursor wrapper, mapping PyMySQL's errors (not whatever ``MySQLdb`` is).
 
     ``lock``: on a request's connection, its :meth:`RequestScope.use_lock`, held while a
-    statement runs (PyMySQL's cursor reads the whole result then, so fetching needs none)."""
+    statement runs (PyMySQL's cursor reads the whole result then, so fetching needs none);
+    ``pool`` its pool."""
 
     lock: Any = None
+    pool: Any = None
 
     def execute(self, query: Any, args: Any = None) -> Any:
         return self._run(self.cursor.execute, query, args)
@@ -108,6 +116,10 @@ class CursorWrapper(_MySQLCursorWrapper):
         if lock is not None:
             lock.acquire()
         try:
+            if lock is not None:
+                # Given up by a current_pool block that could not end its transaction: run,
+                # the statement would seem to succeed and be rolled back with it.
+                check_usable(self.pool, self.cursor.connection)
             return method(query, args)
         except pymysql.err.OperationalError as e:
             if e.args[0] in self.codes_for_integrityerror:
@@ -428,15 +440,20 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         scope = self._conn_scope
         if scope is not None:
             cursor.lock = scope.use_lock(self._conn_pool)  # type: ignore[arg-type]
+            cursor.pool = self._conn_pool
         return cursor
 
-    def _locked(self, action: Callable[[], Any]) -> Any:
+    def _locked(self, action: Callable[[], Any], check: bool = True) -> Any:
         """``action`` (a round trip on the connection) under the request's use lock, if the
-        connection is a request's: another thread of the request may be using it."""
+        connection is a request's: another thread of the request may be using it. ``check``:
+        first raise if a current_pool block gave the connection up (its transaction is still
+        open); a ROLLBACK or a ping is always safe."""
         scope = self._conn_scope
         if scope is None:
             return action()
         with scope.use_lock(self._conn_pool):  # type: ignore[arg-type]
+            if check:
+                check_usable(self._conn_pool, self.connection)  # type: ignore[arg-type]
             return action()
 
     def _commit(self) -> None:
@@ -447,7 +464,7 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
 
     def _rollback(self) -> None:
         try:
-            self._locked(lambda: BaseDatabaseWrapper._rollback(self))
+            self._locked(lambda: BaseDatabaseWrapper._rollback(self), check=False)
         except pymysql.err.NotSupportedError:
             pass
 
@@ -455,7 +472,7 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         if self.connection is None:
             return False
         try:
-            self._locked(self.connection.ping)
+            self._locked(self.connection.ping, check=False)
         except pymysql.err.Error:
             return False
         return True

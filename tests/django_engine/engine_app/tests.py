@@ -13,7 +13,7 @@ from unittest import mock
 
 import pymysql
 from asgiref.sync import async_to_sync
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 from django.db.backends.signals import connection_created
 from django.test import AsyncClient, SimpleTestCase, TestCase, TransactionTestCase
 from django.test.testcases import DatabaseOperationForbidden
@@ -566,14 +566,17 @@ class PoolBlocksAndTheOrm(TransactionTestCase):
         insert = f"INSERT INTO {table} (name) VALUES (%s)"
         connections.close_all()
         reached: list[str] = []
-        with orm_scope(), self.assertRaisesRegex(TransactionLostError, "closed inside"):
-            with current_pool.transaction():
-                current_pool.execute_query(insert, ("before close",))
-                self.assertEqual(Item.objects.count(), 1)  # the ORM on the block's connection
-                connections["default"].close()
-                reached.append("closed")
-                current_pool.execute_query(insert, ("after close",))
-                reached.append("sent")
+        with (
+            orm_scope(),
+            self.assertRaisesRegex(TransactionLostError, "closed inside"),
+            current_pool.transaction(),
+        ):
+            current_pool.execute_query(insert, ("before close",))
+            self.assertEqual(Item.objects.count(), 1)  # the ORM on the block's connection
+            connections["default"].close()
+            reached.append("closed")
+            current_pool.execute_query(insert, ("after close",))
+            reached.append("sent")
 
         async def main() -> None:
             with orm_scope():
@@ -592,6 +595,54 @@ class PoolBlocksAndTheOrm(TransactionTestCase):
         with self.assertRaisesRegex(TransactionLostError, "closed inside"):
             async_to_sync(main)()
         self.assertEqual(reached, ["closed", "async closed"])
+        self.assertEqual(self.names(), [])
+        self.assertEqual(lent(), 0)
+
+    def test_the_orm_refuses_a_connection_a_pool_block_gave_up(self) -> None:
+        """A blocking ``current_pool.transaction()`` on the event loop could not end (an async
+        statement held the connection): its transaction is still open there, so the ORM's next
+        statement on it raises instead of seeming to succeed and being rolled back later."""
+        from asgiref.sync import sync_to_async
+
+        from mysqlpool_ext import PoolError, TransactionLostError
+        from mysqlpool_ext.scope import current_scope
+
+        insert = f"INSERT INTO {Item._meta.db_table} (name) VALUES (%s)"
+        connections.close_all()
+        outcome: list[str] = []
+
+        async def main() -> None:
+            with orm_scope():
+                scope, pool = current_scope(), connections["default"].pool
+                assert scope is not None and pool is not None
+                await sync_to_async(Item.objects.count)()  # the ORM shares the connection
+                lock = scope.use_lock(pool)
+                task = None
+                try:
+                    with current_pool.transaction():
+                        current_pool.execute_query(insert, ("block",))
+                        task = asyncio.ensure_future(
+                            current_pool.aexecute_query("SELECT SLEEP(0.3)")
+                        )
+                        for _ in range(1000):  # until the task holds the connection
+                            if lock.locked():
+                                break
+                            await asyncio.sleep(0)
+                except PoolError:
+                    outcome.append("block raised")
+                assert task is not None
+                await task
+                try:
+                    await sync_to_async(Item.objects.create)(name="orm after")
+                except OperationalError as exc:  # Django wraps the driver's errors
+                    lost = isinstance(exc.__cause__, TransactionLostError)
+                    outcome.append(
+                        "orm raised" if lost and "could not end" in str(exc) else repr(exc)
+                    )
+
+        async_to_sync(main)()
+        self.assertEqual(outcome, ["block raised", "orm raised"])
+        connections.close_all()
         self.assertEqual(self.names(), [])
         self.assertEqual(lent(), 0)
 
