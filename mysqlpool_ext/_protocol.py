@@ -313,20 +313,31 @@ class NestedBlock:
     back to on error) and a plain block sends nothing. Otherwise it ends as a pool block ends.
 
     Blocks of one request may run at the same time (``asyncio.gather``, threads): the block that
-    sent BEGIN owns the transaction (``conn._mp_tx_owner``) and lists the savepoint blocks
-    opened inside it (``conn._mp_tx_blocks``). When it ends, those still open are *lost*: their
-    later statements raise (:meth:`check`) instead of running outside any transaction, and
-    their end raises :class:`TransactionLostError` instead of claiming success. A plain block
-    never ends a transaction another block owns.
+    sent BEGIN owns the transaction (``conn._mp_tx_owner``); the savepoint blocks open on the
+    connection are listed in opening order (``conn._mp_sp_open``). When the owner ends, those
+    still open are *lost*: their later statements raise (:meth:`check`) instead of running
+    outside any transaction, and their end raises :class:`TransactionLostError` instead of
+    claiming success. A plain block never ends a transaction another block owns.
+
+    Savepoint blocks of different tasks ("siblings", as opposed to a block and those opened
+    inside it, its ``parent`` chain) may end in any order, but MySQL's savepoints nest: a
+    RELEASE destroys the savepoints set after it, a ROLLBACK TO undoes all work done after it.
+    So a block that succeeds while later savepoints are open leaves its own in place (the
+    transaction's end removes it); a block that rolls back makes the later open siblings lost,
+    and if it undid a sibling that had already succeeded, the owner must not commit (it rolls
+    back and says so) rather than drop that work unseen.
     """
 
-    __slots__ = ("begin", "conn", "error", "lost", "outer", "savepoint")
+    __slots__ = ("begin", "conn", "error", "lost", "outer", "parent", "savepoint", "seq")
 
-    def __init__(self, conn: Any, begin: bool) -> None:
+    def __init__(self, conn: Any, begin: bool, parent: NestedBlock | None = None) -> None:
         self.conn = conn
         self.begin = begin
         self.outer = inside_transaction(conn)
+        #: The block of the same code (context) this one was opened in, if any.
+        self.parent = parent
         self.savepoint: str | None = None
+        self.seq = 0
         self.lost = False
         #: Set by :meth:`closing` when it rolls back a block that succeeded: raise it once the
         #: ROLLBACK is sent.
@@ -338,15 +349,23 @@ class NestedBlock:
         d = self.conn.__dict__
         if not self.outer:
             d["_mp_tx_owner"] = self
-            d["_mp_tx_blocks"] = []
-            d["_mp_savepoints"] = 0  # a new transaction has none
+            d["_mp_sp_open"] = []  # a new transaction has none
+            d["_mp_sp_done"] = []
             return b"BEGIN"
-        depth = d["_mp_savepoints"] = d.get("_mp_savepoints", 0) + 1
-        self.savepoint = f"mysqlpool_sp{depth}"
-        blocks = d.get("_mp_tx_blocks")
-        if blocks is not None:
-            blocks.append(self)
+        # Unique for the connection's life: a savepoint left in place (see the class) must not
+        # be replaced by a later one of the same name.
+        self.seq = d["_mp_sp_seq"] = d.get("_mp_sp_seq", 0) + 1
+        self.savepoint = f"mysqlpool_sp{self.seq}"
+        d.setdefault("_mp_sp_open", []).append(self)
         return f"SAVEPOINT {self.savepoint}".encode()
+
+    def _descends_from(self, block: NestedBlock) -> bool:
+        parent = self.parent
+        while parent is not None:
+            if parent is block:
+                return True
+            parent = parent.parent
+        return False
 
     @property
     def ends_transaction(self) -> bool:
@@ -371,16 +390,7 @@ class NestedBlock:
     def closing(self, exc: BaseException | None) -> bytes | None:
         d = self.conn.__dict__
         if self.savepoint is not None:
-            d["_mp_savepoints"] = d.get("_mp_savepoints", 1) - 1
-            blocks = d.get("_mp_tx_blocks")
-            if blocks is not None and self in blocks:
-                blocks.remove(self)
-            if self.lost:
-                if exc is not None:
-                    return None
-                raise TransactionLostError(self._lost_message())
-            verb = "RELEASE SAVEPOINT" if exc is None else "ROLLBACK TO SAVEPOINT"
-            return f"{verb} {self.savepoint}".encode()
+            return self._savepoint_closing(d, exc)
         if self.outer:
             return None
         owner = d.get("_mp_tx_owner")
@@ -395,17 +405,50 @@ class NestedBlock:
             return b"ROLLBACK"
         return action
 
+    def _savepoint_closing(self, d: dict[str, Any], exc: BaseException | None) -> bytes | None:
+        open_blocks: list[NestedBlock] = d.get("_mp_sp_open") or []
+        if self in open_blocks:
+            open_blocks.remove(self)
+        if self.lost:
+            if exc is not None:
+                return None
+            raise TransactionLostError(self._lost_message())
+        later = [b for b in open_blocks if b.seq > self.seq]
+        done = d.get("_mp_sp_done")
+        if exc is None:
+            if done is not None:
+                done.append(self)
+            if later:
+                return None  # a RELEASE would destroy their savepoints too
+            return f"RELEASE SAVEPOINT {self.savepoint}".encode()
+        # ROLLBACK TO undoes everything after this savepoint: its own blocks' work (rightly)
+        # and that of siblings opened since.
+        for block in later:
+            if not block._descends_from(self):
+                block.lost = True
+                open_blocks.remove(block)
+        owner = d.get("_mp_tx_owner")
+        undone = [b for b in (done or ()) if b.seq > self.seq and not b._descends_from(self)]
+        if undone and owner is not None and owner.error is None:
+            owner.error = TransactionLostError(
+                "not committed: a block that failed rolled back to its savepoint, which also "
+                "undid the work of a block of other code on the same connection (another task "
+                "or thread of the request) that had already ended successfully; the "
+                "transaction was rolled back"
+            )
+        return f"ROLLBACK TO SAVEPOINT {self.savepoint}".encode()
+
     def _end_ownership(self) -> None:
         """This block's transaction ends: the savepoint blocks still open in it are lost (if
         any, a COMMIT would commit their work before they know whether they succeed: it
         becomes a ROLLBACK, and this block says why)."""
         d = self.conn.__dict__
-        blocks = d.pop("_mp_tx_blocks", None) or []
+        blocks = d.pop("_mp_sp_open", None) or []
         d.pop("_mp_tx_owner", None)
-        d["_mp_savepoints"] = 0
+        d.pop("_mp_sp_done", None)
         for block in blocks:
             block.lost = True
-        if blocks:
+        if blocks and self.error is None:
             self.error = TransactionLostError(
                 "not committed: a block opened inside this transaction by other code on the "
                 "same connection (another task or thread of the request) was still open when "

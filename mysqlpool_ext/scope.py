@@ -424,6 +424,13 @@ def _abandon(conn: Connection, reason: str) -> None:
 _NOT_ROLLED_BACK = "a current_pool block could not roll back after its error"
 
 
+def _parent_block(conn: Connection) -> NestedBlock | None:
+    """The ``transaction()`` block on ``conn`` this code runs in, if any (a new block inside it
+    is its child, not a sibling: see :class:`NestedBlock`)."""
+    entry = _block_var.get()
+    return entry[1] if entry is not None and entry[1].conn is conn else None
+
+
 def _check_not_closed(pool: ConnectionPool) -> None:
     """Before a statement of a ``transaction()`` block takes the request's connection: if the
     block's connection was closed (Django's ``close()``: the server rolled its transaction
@@ -487,7 +494,7 @@ def _pinned(
     _acquire_blocking(lock, pool)
     try:
         check_usable(pool, conn)
-        block = NestedBlock(conn, begin)
+        block = NestedBlock(conn, begin, _parent_block(conn))
         opening = block.opening()
         if opening is not None:
             _send(conn, opening)
@@ -639,7 +646,7 @@ async def _apinned(
         await _acquire_without_blocking(lock)
         try:
             check_usable(pool, conn)
-            block = NestedBlock(conn, begin)
+            block = NestedBlock(conn, begin, _parent_block(conn))
             opening = block.opening()
             if opening is not None:
                 await aio_command(conn, opening.decode())

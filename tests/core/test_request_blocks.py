@@ -153,3 +153,94 @@ async def test_a_sync_block_that_cannot_end_on_the_loop_leaves_nothing_to_lose(
                 await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('new block')")
     assert rows(pool) == []
     assert pool.stats()["in_use"] == 0
+
+
+async def _siblings(first_ends: str, first_fails: bool) -> dict[str, str]:
+    """Two tasks of one request each open a savepoint block inside the request's transaction,
+    A before B; ``first_ends`` says which block ends first. What each block saw."""
+    from mysqlpool_ext import TransactionLostError
+
+    a_open, b_open = asyncio.Event(), asyncio.Event()
+    first_done = asyncio.Event()
+    seen: dict[str, str] = {}
+
+    async def block(name: str) -> None:
+        first = name == first_ends
+        try:
+            if name == "B":
+                await a_open.wait()
+            async with current_pool.atransaction():
+                await current_pool.aexecute_query(f"INSERT INTO req_blocks VALUES ('{name}')")
+                (a_open if name == "A" else b_open).set()
+                await b_open.wait()
+                if not first:
+                    await first_done.wait()
+                    await current_pool.aexecute_query(
+                        f"INSERT INTO req_blocks VALUES ('{name} later')"
+                    )
+                elif first_fails:
+                    raise RuntimeError(f"{name} fails")
+            seen[name] = "ok"
+        except RuntimeError as exc:
+            seen[name] = str(exc)
+        except TransactionLostError:
+            seen[name] = "lost"
+        finally:
+            if first:
+                first_done.set()
+
+    await asyncio.gather(block("A"), block("B"))
+    return seen
+
+
+@pytest.mark.parametrize("first_ends", ["A", "B"])
+async def test_sibling_savepoint_blocks_may_succeed_in_any_order(
+    pool: ConnectionPool, first_ends: str
+) -> None:
+    with request_scope():
+        async with current_pool.atransaction():
+            await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('owner')")
+            seen = await _siblings(first_ends, first_fails=False)
+    assert seen == {"A": "ok", "B": "ok"}
+    later = "B later" if first_ends == "A" else "A later"
+    assert rows(pool) == sorted(["A", "B", later, "owner"])
+
+
+async def test_a_savepoint_rolled_back_under_an_open_sibling_loses_it(pool: ConnectionPool) -> None:
+    """A's ROLLBACK TO SAVEPOINT undoes B's work too (B's savepoint came after A's): B is told
+    (its next statement and its end raise), the owner commits only its own work."""
+    with request_scope():
+        async with current_pool.atransaction():
+            await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('owner')")
+            seen = await _siblings("A", first_fails=True)
+    assert seen == {"A": "A fails", "B": "lost"}
+    assert rows(pool) == ["owner"]
+
+
+async def test_a_sibling_that_succeeded_is_never_undone_unseen(pool: ConnectionPool) -> None:
+    """B (opened after A) succeeds first; then A fails: its ROLLBACK TO SAVEPOINT undoes B's
+    finished work as well. Committing would drop B's work silently: the owner rolls back and
+    says so."""
+    from mysqlpool_ext import TransactionLostError
+
+    a_open, b_done = asyncio.Event(), asyncio.Event()
+
+    async def a() -> None:
+        async with current_pool.atransaction():
+            await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('A')")
+            a_open.set()
+            await b_done.wait()
+            raise RuntimeError("A fails")
+
+    async def b() -> None:
+        await a_open.wait()
+        async with current_pool.atransaction():
+            await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('B')")
+        b_done.set()
+
+    with request_scope(), pytest.raises(TransactionLostError, match="not committed"):
+        async with current_pool.atransaction():
+            await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('owner')")
+            results = await asyncio.gather(a(), b(), return_exceptions=True)
+            assert [str(r) for r in results] == ["A fails", "None"]
+    assert rows(pool) == []
