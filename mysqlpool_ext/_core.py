@@ -34,7 +34,7 @@ from typing import Any, Protocol, Union
 
 from pymysql.err import MySQLError
 
-from ._protocol import AUTOCOMMIT, IN_TRANS, block_end_action
+from ._protocol import AUTOCOMMIT, IN_TRANS, block_end_action, clear_block_notes
 from .connection import Connection, ReturnedConnection
 from .errors import GetConnectionFromPoolError, PoolClosedError
 
@@ -445,6 +445,8 @@ class PoolCore:
             # Before it is kept: from then on another borrower may take it and make its notes.
             d = raw.__dict__
             d["_mp_used"] = d["_mp_errored"] = False  # per-borrow, as a give-back clears them
+            if "_mp_sp_open" in d:
+                clear_block_notes(d)
             slot.last_used = now
             self.kept[slot] = (lease, threading.current_thread())
         finally:
@@ -836,6 +838,8 @@ class PoolCore:
             if clear_notes:
                 d = raw.__dict__
                 d["_mp_used"] = d["_mp_errored"] = False
+                if "_mp_sp_open" in d:  # request blocks left open: theirs, not the next's
+                    clear_block_notes(d)
             if policy == "auto" and not raw._mp_state.tracking:  # type: ignore[union-attr]
                 plan |= ResetPlan.REPLACE if self.reset_unsupported else ResetPlan.SESSION
         if policy == "auto":

@@ -9,6 +9,7 @@ no pool.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import re
 import socket
@@ -279,10 +280,38 @@ def note_command(conn: Any, command: int, sql: bytes | str) -> None:
     """Per borrow: a command was sent; and whether its text may change untracked state."""
     d = conn.__dict__
     d["_mp_used"] = True
+    open_savepoints = d.get("_mp_sp_open")
+    if open_savepoints:
+        _note_foreign(open_savepoints, d)
     if command == COM_QUERY and may_change_untracked_state(
         sql if not isinstance(sql, str) else sql.encode("utf-8", "replace")
     ):
         d["_mp_dirty"] = True
+
+
+#: The innermost ``current_pool.transaction()`` block of this context (thread, task), with its
+#: pool: its statements check first that its transaction still exists
+#: (:meth:`NestedBlock.check`), and a command tells which block's code sent it.
+block_var: contextvars.ContextVar[tuple[Any, NestedBlock] | None] = contextvars.ContextVar(
+    "mysqlpool_block", default=None
+)
+
+
+def _note_foreign(open_savepoints: list[NestedBlock], d: dict[str, Any]) -> None:
+    """A command while savepoint blocks are open on the connection (``d``): each open savepoint
+    whose block is neither the sender's nor an ancestor of it now has other code's work after
+    it, which its ROLLBACK TO would undo (:meth:`NestedBlock._savepoint_closing`)."""
+    entry = block_var.get()
+    current = entry[1] if entry is not None and entry[1].conn.__dict__ is d else None
+    for block in open_savepoints:
+        if block is not current and (current is None or not current._descends_from(block)):
+            block.foreign = True
+
+
+def clear_block_notes(d: dict[str, Any]) -> None:
+    """The blocks of a borrow are over (the connection goes back): forget them."""
+    d.pop("_mp_sp_open", None)
+    d.pop("_mp_tx_owner", None)
 
 
 def closed_error(conn: Any, exc: BaseException | None) -> PoolClosedError:
@@ -321,14 +350,29 @@ class NestedBlock:
 
     Savepoint blocks of different tasks ("siblings", as opposed to a block and those opened
     inside it, its ``parent`` chain) may end in any order, but MySQL's savepoints nest: a
-    RELEASE destroys the savepoints set after it, a ROLLBACK TO undoes all work done after it.
-    So a block that succeeds while later savepoints are open leaves its own in place (the
-    transaction's end removes it); a block that rolls back makes the later open siblings lost,
-    and if it undid a sibling that had already succeeded, the owner must not commit (it rolls
-    back and says so) rather than drop that work unseen.
+    RELEASE destroys the savepoints set after it, a ROLLBACK TO undoes *all* work done on the
+    connection after it, whoever did it. So a block that succeeds while later savepoints are
+    open leaves its own in place (the transaction's end removes it). A block that rolls back
+    loses the blocks whose savepoints came after its own (their savepoints are gone); and if
+    other code of the request (not the block's own, nor its descendants') sent anything on the
+    connection since its savepoint (``foreign``), that work is undone too, unseen by whoever did
+    it: the transaction is *doomed* — every open block is lost and the owner rolls back and
+    raises instead of committing what is left (in a transaction no block of ours began, such
+    as Django's ``atomic()``, every later statement and the COMMIT raise until it is rolled
+    back).
     """
 
-    __slots__ = ("begin", "conn", "error", "lost", "outer", "parent", "savepoint", "seq")
+    __slots__ = (
+        "begin",
+        "conn",
+        "error",
+        "foreign",
+        "lost",
+        "outer",
+        "parent",
+        "savepoint",
+        "seq",
+    )
 
     def __init__(self, conn: Any, begin: bool, parent: NestedBlock | None = None) -> None:
         self.conn = conn
@@ -339,6 +383,8 @@ class NestedBlock:
         self.savepoint: str | None = None
         self.seq = 0
         self.lost = False
+        #: Other code sent commands on the connection since this block's savepoint was set.
+        self.foreign = False
         #: Set by :meth:`closing` when it rolls back a block that succeeded: raise it once the
         #: ROLLBACK is sent.
         self.error: TransactionLostError | None = None
@@ -350,7 +396,6 @@ class NestedBlock:
         if not self.outer:
             d["_mp_tx_owner"] = self
             d["_mp_sp_open"] = []  # a new transaction has none
-            d["_mp_sp_done"] = []
             return b"BEGIN"
         # Unique for the connection's life: a savepoint left in place (see the class) must not
         # be replaced by a later one of the same name.
@@ -413,29 +458,34 @@ class NestedBlock:
             if exc is not None:
                 return None
             raise TransactionLostError(self._lost_message())
-        later = [b for b in open_blocks if b.seq > self.seq]
-        done = d.get("_mp_sp_done")
         if exc is None:
-            if done is not None:
-                done.append(self)
-            if later:
+            if any(b.seq > self.seq for b in open_blocks):
                 return None  # a RELEASE would destroy their savepoints too
             return f"RELEASE SAVEPOINT {self.savepoint}".encode()
-        # ROLLBACK TO undoes everything after this savepoint: its own blocks' work (rightly)
-        # and that of siblings opened since.
-        for block in later:
-            if not block._descends_from(self):
+        # ROLLBACK TO undoes everything after this savepoint. The blocks whose savepoints come
+        # later lose them (those of its own descendants still open in other tasks too).
+        doomed = self.foreign
+        for block in list(open_blocks):
+            if doomed or block.seq > self.seq:
                 block.lost = True
                 open_blocks.remove(block)
-        owner = d.get("_mp_tx_owner")
-        undone = [b for b in (done or ()) if b.seq > self.seq and not b._descends_from(self)]
-        if undone and owner is not None and owner.error is None:
-            owner.error = TransactionLostError(
-                "not committed: a block that failed rolled back to its savepoint, which also "
-                "undid the work of a block of other code on the same connection (another task "
-                "or thread of the request) that had already ended successfully; the "
-                "transaction was rolled back"
-            )
+        if doomed:
+            owner = d.get("_mp_tx_owner")
+            if owner is None:
+                # Someone else's transaction (Django's atomic()): it must not commit what is
+                # left. Every statement in it now raises, its COMMIT too, until it is rolled
+                # back (scope.check_usable).
+                d.setdefault(
+                    "_mp_abandoned",
+                    "a current_pool block rolled back to its savepoint, which also undid what "
+                    "other code of the request had done since in this transaction",
+                )
+            elif owner.error is None:
+                owner.error = TransactionLostError(
+                    "not committed: a block that failed rolled back to its savepoint, which "
+                    "also undid what other code on the same connection (another task or thread "
+                    "of the request) had done since; the transaction was rolled back"
+                )
         return f"ROLLBACK TO SAVEPOINT {self.savepoint}".encode()
 
     def _end_ownership(self) -> None:
@@ -445,7 +495,6 @@ class NestedBlock:
         d = self.conn.__dict__
         blocks = d.pop("_mp_sp_open", None) or []
         d.pop("_mp_tx_owner", None)
-        d.pop("_mp_sp_done", None)
         for block in blocks:
             block.lost = True
         if blocks and self.error is None:
@@ -540,6 +589,7 @@ def after_reset(conn: Any, state: SessionState) -> None:
     conn.autocommit_mode = state.autocommit
     conn.db = state.database.encode(state.encoding) if state.database else None
     d["_mp_dirty"] = d["_mp_used"] = d["_mp_db_changed"] = d["_mp_errored"] = False
+    clear_block_notes(d)
     conn._result = None
 
 

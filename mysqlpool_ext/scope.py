@@ -20,7 +20,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ._protocol import COM_QUERY, NestedBlock, Statement, StatementMethods, run_query
+import pymysql
+
+from ._protocol import (
+    COM_QUERY,
+    IN_TRANS,
+    LOST_CONNECTION_CODES,
+    NestedBlock,
+    Statement,
+    StatementMethods,
+    run_query,
+)
+from ._protocol import block_var as _block_var
 from .connection import Connection, ReturnedConnection
 from .errors import PoolError, TransactionLostError
 from .registry import get_default_pool, get_pool
@@ -57,11 +68,6 @@ if hasattr(os, "register_at_fork"):
 
 _scope_var: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
     "mysqlpool_ext_scope", default=None
-)
-#: The innermost ``current_pool.transaction()`` block of this context (thread, task): its
-#: statements check first that its transaction still exists (:meth:`NestedBlock.check`).
-_block_var: contextvars.ContextVar[tuple[ConnectionPool, NestedBlock] | None] = (
-    contextvars.ContextVar("mysqlpool_block", default=None)
 )
 
 
@@ -366,6 +372,7 @@ class _CurrentPool(StatementMethods):
         the request's connection."""
         pool = self._get_current_object()
         scope = _live_scope()
+        _check_not_closed(pool)  # a block inside one whose connection was closed
         if scope is None:
             return _scoped_block(
                 pool, pool.transaction(timeout) if begin else pool.connection(timeout)
@@ -376,6 +383,7 @@ class _CurrentPool(StatementMethods):
         """The async twin of :meth:`_block` (the request's connection is taken when entered)."""
         pool = self._get_current_object()
         scope = _live_scope()
+        _check_not_closed(pool)
         if scope is None:
             return _ascoped_block(
                 pool, pool.atransaction(timeout) if begin else pool.aconnection(timeout)
@@ -404,14 +412,20 @@ def _check_block(pool: ConnectionPool, conn: Connection) -> None:
 
 def check_usable(pool: ConnectionPool, conn: Connection) -> None:
     """Raise :class:`TransactionLostError` if ``conn``, a request's connection, was given up
-    because a block could not end its transaction (for adapters sharing the connection: the
-    Django ORM). Cheap: one dictionary look-up."""
-    reason = conn.__dict__.get("_mp_abandoned")
-    if reason is not None:
-        raise TransactionLostError(
-            f"pool {pool.name!r}: {reason}: its transaction is still open and is rolled back "
-            "when the request ends, so no statement runs on this connection any more"
-        )
+    because a block could not end its transaction, and that transaction is still open (for
+    adapters sharing the connection: the Django ORM). Once it ended (a ROLLBACK, or the server
+    rolled it back), the connection is usable again. Cheap: one dictionary look-up."""
+    d = conn.__dict__
+    reason = d.get("_mp_abandoned")
+    if reason is None:
+        return
+    if not conn.server_status & IN_TRANS:  # ended: rolled back (by the ORM, or the server)
+        del d["_mp_abandoned"]
+        return
+    raise TransactionLostError(
+        f"pool {pool.name!r}: {reason}; no statement runs in that transaction any more (it "
+        "is rolled back when the request or the atomic block around it ends)"
+    )
 
 
 def _abandon(conn: Connection, reason: str) -> None:
@@ -498,6 +512,7 @@ def _pinned(
         opening = block.opening()
         if opening is not None:
             _send(conn, opening)
+            block.foreign = False  # its own SAVEPOINT, sent in its parent's context
     finally:
         lock.release()
     token = _block_var.set((pool, block)) if begin else None
@@ -627,8 +642,24 @@ def _send_quietly(conn: Connection, sql: bytes | None) -> None:
         return
     try:
         _send(conn, sql)
+    except pymysql.err.MySQLError as exc:
+        if _answered(conn, exc):
+            return  # e.g. 1305: the savepoint is gone (the server rolled the transaction back)
+        _abandon(conn, _NOT_ROLLED_BACK)
     except Exception:  # noqa: BLE001
         _abandon(conn, _NOT_ROLLED_BACK)
+
+
+def _answered(conn: Connection, exc: pymysql.err.MySQLError) -> bool:
+    """Whether the server answered ``exc`` (an error reply: the connection is in a known state)
+    rather than the connection failing (lost, closed, out of step)."""
+    code = exc.args[0] if exc.args else None
+    return (
+        isinstance(code, int)
+        and code >= 1000
+        and conn._sock is not None
+        and code not in LOST_CONNECTION_CODES
+    )
 
 
 @asynccontextmanager
@@ -650,6 +681,7 @@ async def _apinned(
             opening = block.opening()
             if opening is not None:
                 await aio_command(conn, opening.decode())
+                block.foreign = False  # its own SAVEPOINT, sent in its parent's context
         finally:
             lock.release()
     token = _block_var.set((pool, block)) if begin else None
@@ -669,6 +701,9 @@ async def _apinned(
                                 await aio_command(conn, closing.decode())
                         finally:
                             lock.release()
+                except pymysql.err.MySQLError as end_exc:
+                    if not _answered(conn, end_exc):  # the block's own error matters more
+                        _abandon(conn, _NOT_ROLLED_BACK)
                 except BaseException:  # noqa: BLE001 - the block's own error matters more
                     _abandon(conn, _NOT_ROLLED_BACK)
             raise

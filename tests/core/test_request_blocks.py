@@ -208,13 +208,111 @@ async def test_sibling_savepoint_blocks_may_succeed_in_any_order(
 
 async def test_a_savepoint_rolled_back_under_an_open_sibling_loses_it(pool: ConnectionPool) -> None:
     """A's ROLLBACK TO SAVEPOINT undoes B's work too (B's savepoint came after A's): B is told
-    (its next statement and its end raise), the owner commits only its own work."""
-    with request_scope():
+    (its next statement and its end raise), and as B had sent statements since A's savepoint,
+    the owner does not commit what is left either."""
+    from mysqlpool_ext import TransactionLostError
+
+    with request_scope(), pytest.raises(TransactionLostError, match="not committed"):
         async with current_pool.atransaction():
             await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('owner')")
             seen = await _siblings("A", first_fails=True)
     assert seen == {"A": "A fails", "B": "lost"}
+    assert rows(pool) == []
+
+
+async def test_a_rollback_never_undoes_an_earlier_siblings_work_unseen(
+    pool: ConnectionPool,
+) -> None:
+    """B opens its savepoint; then A (a sibling block, or the owner's code in another task)
+    writes and succeeds; then B fails: its ROLLBACK TO undoes A's write too (done after B's
+    savepoint), so the owner must not commit what is left."""
+    from mysqlpool_ext import TransactionLostError
+
+    for writer in ("sibling block", "owner task"):
+        with request_scope(), pytest.raises(TransactionLostError, match="not committed"):
+            async with current_pool.atransaction():
+                await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('owner')")
+                results = await _earlier_writes_later_fails(writer)
+                assert [str(r) for r in results] == ["None", "B fails"]
+        assert rows(pool) == [], writer
+        assert pool.stats()["in_use"] == 0
+
+
+async def _earlier_writes_later_fails(writer: str) -> list[Any]:
+    b_opened, a_done = asyncio.Event(), asyncio.Event()
+
+    async def a() -> None:
+        await b_opened.wait()
+        if writer == "sibling block":
+            async with current_pool.atransaction():
+                await current_pool.aexecute_query(f"INSERT INTO req_blocks VALUES ('{writer}')")
+        else:
+            await current_pool.aexecute_query(f"INSERT INTO req_blocks VALUES ('{writer}')")
+        a_done.set()
+
+    async def b() -> None:
+        async with current_pool.atransaction():
+            b_opened.set()
+            await asyncio.wait_for(a_done.wait(), 10)
+            raise RuntimeError("B fails")
+
+    return await asyncio.gather(a(), b(), return_exceptions=True)
+
+
+async def test_a_child_block_in_a_task_is_lost_with_its_failed_parent(pool: ConnectionPool) -> None:
+    """A savepoint block P starts a task that opens a block of its own (P's child); P fails:
+    its ROLLBACK TO destroys the child's savepoint, so the child is lost (its later statement
+    raises, none of its work is committed). The owner's own work stands: the child's work was
+    P's to undo."""
+    from mysqlpool_ext import TransactionLostError
+
+    child_opened, parent_failed = asyncio.Event(), asyncio.Event()
+
+    async def child() -> str:
+        try:
+            async with current_pool.atransaction():
+                await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('child')")
+                child_opened.set()
+                await parent_failed.wait()
+                await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('child later')")
+        except TransactionLostError:
+            return "lost"
+        return "ok"
+
+    with request_scope():
+        async with current_pool.atransaction():
+            await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('owner')")
+            task = None
+            with pytest.raises(RuntimeError):
+                async with current_pool.atransaction():
+                    await current_pool.aexecute_query("INSERT INTO req_blocks VALUES ('parent')")
+                    task = asyncio.ensure_future(child())
+                    await child_opened.wait()
+                    raise RuntimeError("the parent fails")
+            parent_failed.set()
+            assert task is not None
+            assert await task == "lost"
     assert rows(pool) == ["owner"]
+
+
+def test_a_savepoint_the_server_already_dropped_gives_nothing_up(pool: ConnectionPool) -> None:
+    """The server ended the transaction under a savepoint block (a deadlock does; here a
+    ROLLBACK): the block's ROLLBACK TO gets 1305. That is an answer, not a broken connection:
+    the request goes on using it."""
+    with request_scope():
+        with (
+            pytest.raises(RuntimeError),
+            current_pool.transaction(),
+            current_pool.transaction(),
+        ):
+            current_pool.execute_query("INSERT INTO req_blocks VALUES ('x')")
+            current_pool.execute_query("ROLLBACK")
+            raise RuntimeError("the inner block fails")
+        current_pool.execute_query("INSERT INTO req_blocks VALUES ('after')")
+        cid = current_pool.execute_query("SELECT CONNECTION_ID()", return_one=True)
+    assert rows(pool) == ["after"]
+    # Not discarded: the same server connection is lent again.
+    assert pool.execute_query("SELECT CONNECTION_ID()", return_one=True) == cid
 
 
 async def test_a_sibling_that_succeeded_is_never_undone_unseen(pool: ConnectionPool) -> None:

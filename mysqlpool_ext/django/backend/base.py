@@ -116,10 +116,11 @@ class CursorWrapper(_MySQLCursorWrapper):
         if lock is not None:
             lock.acquire()
         try:
-            if lock is not None:
+            pool = self.pool
+            if pool is not None:
                 # Given up by a current_pool block that could not end its transaction: run,
                 # the statement would seem to succeed and be rolled back with it.
-                check_usable(self.pool, self.cursor.connection)
+                check_usable(pool, self.cursor.connection)
             return method(query, args)
         except pymysql.err.OperationalError as e:
             if e.args[0] in self.codes_for_integrityerror:
@@ -438,9 +439,9 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
     def create_cursor(self, name: Any = None) -> Any:
         cursor = CursorWrapper(self.connection.cursor())
         scope = self._conn_scope
+        cursor.pool = self._conn_pool
         if scope is not None:
             cursor.lock = scope.use_lock(self._conn_pool)  # type: ignore[arg-type]
-            cursor.pool = self._conn_pool
         return cursor
 
     def _locked(self, action: Callable[[], Any], check: bool = True) -> Any:
@@ -449,11 +450,16 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         first raise if a current_pool block gave the connection up (its transaction is still
         open); a ROLLBACK or a ping is always safe."""
         scope = self._conn_scope
+        pool = self._conn_pool
         if scope is None:
+            if check and pool is not None:
+                with self.wrap_database_errors:  # Django's atomic() then rolls back
+                    check_usable(pool, self.connection)
             return action()
-        with scope.use_lock(self._conn_pool):  # type: ignore[arg-type]
+        with scope.use_lock(pool):  # type: ignore[arg-type]
             if check:
-                check_usable(self._conn_pool, self.connection)  # type: ignore[arg-type]
+                with self.wrap_database_errors:
+                    check_usable(pool, self.connection)  # type: ignore[arg-type]
             return action()
 
     def _commit(self) -> None:

@@ -594,8 +594,64 @@ class PoolBlocksAndTheOrm(TransactionTestCase):
 
         with self.assertRaisesRegex(TransactionLostError, "closed inside"):
             async_to_sync(main)()
+        # Nor does a block opened there borrow another connection and commit on it.
+        with (
+            orm_scope(),
+            self.assertRaisesRegex(TransactionLostError, "closed inside"),
+            current_pool.transaction(),
+        ):
+            self.assertEqual(Item.objects.count(), 0)
+            connections["default"].close()
+            with current_pool.transaction():
+                current_pool.execute_query(insert, ("nested block after close",))
         self.assertEqual(reached, ["closed", "async closed"])
         self.assertEqual(self.names(), [])
+        self.assertEqual(lent(), 0)
+
+    def test_atomic_never_commits_what_a_pool_blocks_rollback_left(self) -> None:
+        """Inside atomic() two threads' pool blocks are savepoints; B succeeds, then A (whose
+        savepoint came first) fails: A's ROLLBACK TO undoes B's work too. atomic() must not
+        commit what is left: its statements and its COMMIT raise, it rolls back, and the
+        connection is usable afterwards."""
+        import contextvars
+
+        insert = f"INSERT INTO {Item._meta.db_table} (name) VALUES (%s)"
+        a_opened, b_done = threading.Event(), threading.Event()
+        seen: dict[str, str] = {}
+
+        def a() -> None:
+            try:
+                with current_pool.transaction():
+                    a_opened.set()
+                    assert b_done.wait(10)
+                    raise RuntimeError("A fails")
+            except RuntimeError as exc:
+                seen["a"] = str(exc)
+
+        def b() -> None:
+            assert a_opened.wait(10)
+            with current_pool.transaction():
+                current_pool.execute_query(insert, ("b",))
+            seen["b"] = "ok"
+            b_done.set()
+
+        connections.close_all()
+        with orm_scope():
+            with self.assertRaisesRegex(OperationalError, "undid what other code"):  # noqa: SIM117
+                with transaction.atomic():
+                    Item.objects.create(name="orm")
+                    threads = [
+                        threading.Thread(target=contextvars.copy_context().run, args=(f,))
+                        for f in (a, b)
+                    ]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join(10)
+            self.assertEqual(seen, {"a": "A fails", "b": "ok"})
+            self.assertEqual(self.names(), [])
+            Item.objects.create(name="after")  # the connection works again
+        self.assertEqual(self.names(), ["after"])
         self.assertEqual(lent(), 0)
 
     def test_the_orm_refuses_a_connection_a_pool_block_gave_up(self) -> None:
