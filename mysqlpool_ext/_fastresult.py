@@ -9,8 +9,9 @@
 
 Both leave the connection exactly as PyMySQL's read would (``_result`` with the same attributes,
 ``_next_seq_id``, the returned affected-row count) plus one thing PyMySQL forgets: the status
-flags of the EOF packet that ends the result set go to ``conn.server_status`` (and the result's
-``server_status``), so the pool can tell an open transaction after a SELECT without a round trip.
+flags of the EOF packet that ends the result set go to ``conn.server_status`` (all but
+NO_BACKSLASH_ESCAPES, which stays PyMySQL's: see ``_protocol.note_status``), so the pool can tell an
+open transaction after a SELECT without a round trip.
 
 Everything that is not a plain text result set -- OK and ERR packets, LOAD DATA LOCAL, an error
 in the middle of the rows, packets of 16 MiB or more, unbuffered cursors, a converter that
@@ -152,7 +153,7 @@ def _store(
             "connection": None,
             "affected_rows": 0,
             "insert_id": None,
-            "server_status": 0,
+            "server_status": None,  # PyMySQL's, for a result set (the flags go to the connection)
             "warning_count": 0,
             "message": None,
             "field_count": plan.ncols,
@@ -166,7 +167,6 @@ def _store(
     result = _new_result(_MySQLResult)
     result.__dict__ = d = attributes.copy()
     d["affected_rows"] = len(rows)
-    d["server_status"] = status
     d["warning_count"] = warning_count
     d["rows"] = rows
     d["has_next"] = status & _MORE_RESULTS

@@ -34,6 +34,7 @@ COM_INIT_DB = COMMAND.COM_INIT_DB
 IN_TRANS = SERVER_STATUS.SERVER_STATUS_IN_TRANS
 AUTOCOMMIT = SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT
 SESSION_CHANGED = 0x4000  # SERVER_SESSION_STATE_CHANGED
+_NO_BACKSLASH_ESCAPES = SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
 #: Error codes after which the connection's socket cannot be trusted any more.
 LOST_CONNECTION_CODES = frozenset(
@@ -239,11 +240,10 @@ class _TrackedResult(MySQLResult):
         wp = EOFPacketWrapper(packet)
         self.warning_count = wp.warning_count
         self.has_next = wp.has_next
-        status = wp.server_status
-        self.server_status = status
+        # The result's own server_status stays None, as PyMySQL leaves a result set's.
         conn = self.connection
         if conn is not None:  # an unbuffered result ends after _read_query_result returned
-            note_status(conn, status)
+            note_status(conn, wp.server_status)
         return True
 
 
@@ -263,15 +263,27 @@ def read_query_result_tracked(conn: Any, unbuffered: bool = False) -> int:
         result.read()
     conn._result = result
     status = result.server_status
-    if status is not None:
-        note_status(conn, status)
+    if status is not None:  # an OK packet: stored whole, as PyMySQL does
+        d = conn.__dict__
+        d["server_status"] = status
+        if status & SESSION_CHANGED:
+            d["_mp_dirty"] = True
     return result.affected_rows
 
 
 def note_status(conn: Any, status: int) -> None:
-    """Store the status flags of a statement-ending packet; remember a session change."""
+    """Store the status flags of the EOF packet that ends a result set (PyMySQL keeps only an
+    OK packet's), so the pool knows "in transaction" and "session changed" after a SELECT;
+    remember a session change.
+
+    Except NO_BACKSLASH_ESCAPES, which stays the last OK packet's, as with PyMySQL: it decides
+    how PyMySQL escapes parameters, and an EOF carries the flag of that statement's own
+    sql_mode (``SET STATEMENT sql_mode=... FOR SELECT``), gone with the statement. Taken as the
+    session's, the next parameter would be escaped the wrong way: an SQL injection."""
     d = conn.__dict__
-    d["server_status"] = status
+    d["server_status"] = (status & ~_NO_BACKSLASH_ESCAPES) | (
+        (d.get("server_status") or 0) & _NO_BACKSLASH_ESCAPES
+    )
     if status & SESSION_CHANGED:
         d["_mp_dirty"] = True
 

@@ -245,6 +245,7 @@ def _result_attrs(conn: Any) -> dict[str, Any]:
             "has_next",
             "unbuffered_active",
             "connection",
+            "server_status",  # None after a result set: PyMySQL reads it from OK packets only
         )
     }
     state["fields"] = [vars(f) for f in getattr(result, "fields", [])]
@@ -554,7 +555,7 @@ def test_eof_status_flags_are_kept(
         assert not conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS
         conn.execute_query(f"SELECT id FROM {types_table}")
         assert conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS
-        assert conn._result.server_status == conn.server_status
+        assert conn._result.server_status is None  # as PyMySQL leaves a result set's
         seen = conn.server_status & _TRANS_BITS
         conn.ping(reconnect=False)
         assert conn.server_status & _TRANS_BITS == seen
@@ -570,6 +571,69 @@ def test_eof_status_flags_are_kept(
             await pool.aclose()
 
     asyncio.run(main())
+
+
+_HOSTILE = "\\' , CURRENT_USER(), @@version -- "
+_NBE = SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+
+
+@pytest.mark.parametrize("session_mode", ["", "NO_BACKSLASH_ESCAPES"])
+@pytest.mark.parametrize("face", ["connection", "pool", "sscursor", "async"])
+def test_a_statements_own_sql_mode_never_changes_how_parameters_are_escaped(
+    db_kwargs: dict[str, Any], accel: bool, session_mode: str, face: str
+) -> None:
+    """PyMySQL escapes parameters by the NO_BACKSLASH_ESCAPES flag of the last OK packet. The
+    EOF that ends a result set carries the flag of *that statement's* sql_mode (``SET STATEMENT
+    sql_mode=... FOR SELECT``), which is gone with it: taken as the session's, the next value
+    would be escaped the wrong way — an SQL injection. The flag stays PyMySQL's."""
+    other = "" if session_mode else "NO_BACKSLASH_ESCAPES"
+    setup = [
+        f"SET SESSION sql_mode='{session_mode}'",
+        f"SET STATEMENT sql_mode='{other}' FOR SELECT 1",
+    ]
+    ref = pymysql.connect(**db_kwargs)
+    try:
+        with ref.cursor() as cur:
+            for sql in setup:
+                cur.execute(sql)
+                cur.fetchall()
+            expected_flag = ref.server_status & _NBE
+            cur.execute("SELECT %s", (_HOSTILE,))
+            assert cur.fetchall() == ((_HOSTILE,),)
+    finally:
+        ref.close()
+
+    if face == "async":
+
+        async def main() -> tuple[Any, int]:
+            pool = ConnectionPool(size=1, max_size=1, **db_kwargs)
+            try:
+                async with pool.aconnection() as conn:
+                    for sql in setup:
+                        await conn.aexecute_query(sql)
+                    flag = conn.server_status & _NBE
+                    return await conn.aexecute_query("SELECT %s", (_HOSTILE,)), flag
+            finally:
+                await pool.aclose()
+
+        rows, flag = asyncio.run(main())
+        assert (flag, [tuple(r) for r in rows]) == (expected_flag, [(_HOSTILE,)])
+        return
+    pool = ConnectionPool(size=1, max_size=1, **db_kwargs) if face == "pool" else None
+    conn = pool.get_connection() if pool is not None else Connection(**db_kwargs)
+    try:
+        cursorclass = pymysql.cursors.SSCursor if face == "sscursor" else None
+        with conn.cursor(cursorclass) as cur:
+            for sql in setup:
+                cur.execute(sql)
+                cur.fetchall()
+            assert conn.server_status & _NBE == expected_flag
+            cur.execute("SELECT %s", (_HOSTILE,))
+            assert [tuple(r) for r in cur.fetchall()] == [(_HOSTILE,)]
+    finally:
+        conn.close()
+        if pool is not None:
+            pool.close()
 
 
 def test_unbuffered_cursor_is_pymysqls(db_kwargs: dict[str, Any], accel: bool) -> None:
