@@ -231,8 +231,14 @@ class Slot:
     def end_block(self, lease: Connection, exc: BaseException | None) -> None:
         self.core.sync_give_back(lease, exc, True)
 
-    def lost_lease(self) -> None:
-        self.core.reclaim_leaked(self)
+    def lost_lease(self, lease: Connection) -> None:
+        """``lease``, lent and not given back, is being collected. Detached first: in a
+        reference cycle the collector runs every finaliser before freeing anything, so the code
+        holding it (a generator's or a coroutine's ``with``) may still give it back after this
+        one ran — a second give-back of one borrow, which lends the connection twice."""
+        core = self.core
+        core.detach(lease)
+        core.reclaim_leaked(self)
 
 
 COUNTER_NAMES = (

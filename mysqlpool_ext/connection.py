@@ -81,7 +81,7 @@ class LeaseOwner(Protocol):
 
     def end_block(self, lease: Connection, exc: BaseException | None) -> None: ...
 
-    def lost_lease(self) -> None: ...
+    def lost_lease(self, lease: Connection) -> None: ...
 
 
 _WIRE_ASYNC: Any = None
@@ -226,7 +226,7 @@ class Connection(StatementMethods, pymysql.connections.Connection):
             return
         # A lease collected while still lent: its borrower lost it. Never close the shared socket
         # here (the pool's record still owns it); tell the owner, which reclaims it.
-        slot.lost_lease()
+        slot.lost_lease(self)
 
     def __repr__(self) -> str:
         slot = self._mp_slot

@@ -71,3 +71,79 @@ def test_leak_timeout_logs_the_borrowers_stack(
     figures(logged_after_s=logged_after)
     assert f'test_leak.py", line {line_of("HELD-SITE")}' in message
     assert "test_leak_timeout_logs_the_borrowers_stack" in message
+
+
+def _lent_once(pool: ConnectionPool) -> None:
+    """The pool's one connection, once reclaimed, is lent to one borrower at a time."""
+    first = pool.get_connection(timeout=5)  # waits for the reclaim
+    try:
+        with pytest.raises(GetConnectionFromPoolError):
+            pool.get_connection(timeout=0.3)
+    finally:
+        first.close()
+    stats = pool.stats()
+    assert (stats["pool_size"], stats["in_use"], stats["leaks"]) == (1, 0, 1)
+
+
+@pytest.mark.parametrize("in_transaction", [False, True])
+def test_a_borrower_collected_in_a_cycle_gives_back_once(
+    db_kwargs: dict[str, Any], in_transaction: bool
+) -> None:
+    """A generator holding ``with conn:`` is dropped inside a reference cycle: the collector
+    runs the lease's finaliser (a leak: reclaimed) and then the generator's (``with`` ends:
+    a give-back) on the same borrow. One give-back only, or the connection is lent twice; and
+    the transaction it left open is rolled back, not committed."""
+    with ConnectionPool(size=1, max_size=1, timeout=1, **db_kwargs) as pool:
+        pool.execute_query("CREATE TABLE IF NOT EXISTS leak_cycle (v INT)")
+        pool.execute_query("DELETE FROM leak_cycle")
+
+        def rows(conn: Any) -> Any:
+            with conn:
+                if in_transaction:
+                    conn.begin()
+                    conn.execute_query("INSERT INTO leak_cycle VALUES (1)")
+                yield conn.execute_query("SELECT 1")
+                yield conn.execute_query("SELECT 2")
+
+        class Holder:
+            pass
+
+        holder = Holder()
+        holder.self = holder  # type: ignore[attr-defined]
+        holder.gen = rows(pool.get_connection())  # type: ignore[attr-defined]
+        next(holder.gen)  # type: ignore[attr-defined]
+        del holder
+        gc.collect()
+        _lent_once(pool)
+        assert pool.execute_query("SELECT COUNT(*) FROM leak_cycle") == ((0,),)
+        pool.execute_query("DROP TABLE leak_cycle")
+
+
+def test_a_task_dropped_with_its_closed_loop_gives_back_once(db_kwargs: dict[str, Any]) -> None:
+    """A task holding ``async with pool.aconnection()`` is dropped with its event loop (closed
+    without cancelling it): the lease's finaliser and the coroutine's both run. One give-back."""
+    import asyncio
+    import threading
+
+    with ConnectionPool(size=1, max_size=1, timeout=1, **db_kwargs) as pool:
+
+        def run_and_abandon() -> None:
+            loop = asyncio.new_event_loop()
+            holding = asyncio.Event()
+
+            async def holder() -> None:
+                async with pool.aconnection() as conn:
+                    await conn.aexecute_query("SELECT 1")
+                    holding.set()
+                    await asyncio.Event().wait()  # for ever
+
+            task = loop.create_task(holder())
+            loop.run_until_complete(asyncio.wait_for(holding.wait(), 10))
+            assert not task.done()
+            loop.close()
+
+        thread = threading.Thread(target=run_and_abandon)
+        thread.start()
+        thread.join()
+        gc.collect()
+        _lent_once(pool)
