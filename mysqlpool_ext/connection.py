@@ -61,6 +61,7 @@ __all__ = [
     "RowCount",
     "SessionState",
     "block_end_action",
+    "forget_socket",
     "reset_session",
     "run_query",
 ]
@@ -258,6 +259,30 @@ def _fail(conn: Connection, exc: MySQLError) -> NoReturn:
 
 
 # -- the pool's own handle on a server connection ------------------------------------------------
+
+
+def forget_socket(conn: Connection) -> None:
+    """In a forked child: let go of a connection inherited from the parent without a word on
+    its socket and without touching its reader's lock.
+
+    PyMySQL's ``_force_close`` closes the buffered reader first, which takes the reader's lock;
+    a parent's thread that was inside a read at the fork holds that lock, and in the child that
+    thread does not exist: the close would wait for ever. Closing the reader's raw stream takes
+    no lock and marks the reader closed (its finaliser then does nothing); the descriptor is
+    closed on its own (the socket object detached, so it never closes a reused number)."""
+    d = conn.__dict__
+    rfile, sock = d.get("_rfile"), d.get("_sock")
+    d["_rfile"] = d["_sock"] = None
+    fd = -1
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            fd = sock.detach()
+    if rfile is not None:
+        with contextlib.suppress(Exception):
+            rfile.raw.close()
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class _RawConnection(Connection):

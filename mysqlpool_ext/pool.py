@@ -54,7 +54,7 @@ from ._protocol import (
     run_query,
 )
 from .config import PoolOptions, build_options, parse_url, redact_url, url_from_env
-from .connection import Connection, ReturnedConnection, _RawConnection
+from .connection import Connection, ReturnedConnection, _RawConnection, forget_socket
 from .errors import ConfigError, GetConnectionFromPoolError, restore_pymysql_modules
 from .topology import HostState, Topology
 
@@ -198,7 +198,7 @@ class _Connector:
         if self.topology is not None:
             self.topology.released(raw)
         # The parent's socket: close our file descriptor only, never send COM_QUIT on it.
-        raw._force_close()
+        forget_socket(raw)
 
 
 def _is_tls(exc: BaseException) -> bool:
@@ -736,7 +736,7 @@ class ConnectionPool(StatementMethods):
         core.refill_paused = self._opts.lazy  # a child starts as the pool did
         self._pid = os.getpid()
         for slot in old:
-            slot.raw._force_close()
+            forget_socket(slot.raw)  # a parent's thread may have been reading on it
         if self._topology is not None:
             self._topology.after_fork()
             self._topology.wake = lambda: core.wake_maintenance()

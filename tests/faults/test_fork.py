@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -159,3 +161,53 @@ def test_a_connection_kept_before_a_fork_stays_the_parents(db_kwargs: dict[str, 
         assert kept.execute_query("SELECT CONNECTION_ID()", return_one=True)[0] == kept_id
         kept.close()
         assert pool.stats()["connections_lost"] == 0
+
+
+def test_a_fork_while_another_thread_waits_for_an_answer(db_kwargs: dict[str, Any]) -> None:
+    """A thread of the parent is inside a query (its reader's lock held) when another forks:
+    in the child that lock is held for ever by a thread that does not exist there. Closing
+    the inherited reader would wait for it: the child must neither hang at the fork nor when
+    its pool or the inherited connections are let go."""
+    with ConnectionPool(size=2, max_size=2, timeout=10, **db_kwargs) as pool:
+        sql = "SELECT SLEEP(1.5) /* fork-while-reading */"
+
+        def reader() -> None:
+            with pool.connection() as conn:
+                conn.execute_query(sql)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        deadline = time.monotonic() + 10
+        running = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = %s"
+        while pool.execute_query(running, (sql,), return_one=True)[0] == 0:  # on the server
+            assert time.monotonic() < deadline
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            code = 1
+            try:
+                got = pool.execute_query("SELECT 1", return_one=True)[0]
+                pool.close()
+                gc.collect()
+                os.write(write_fd, str(got).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        exited = None
+        deadline = time.monotonic() + 20
+        while exited is None and time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                exited = os.waitstatus_to_exitcode(status)
+            else:
+                time.sleep(0.05)  # polling a child process: no event to wait on
+        if exited is None:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        with os.fdopen(read_fd, "rb") as pipe:
+            answer = pipe.read()
+        thread.join()
+        assert (exited, answer) == (0, b"1")
+        assert pool.execute_query("SELECT 2", return_one=True)[0] == 2  # the parent's pool works
