@@ -126,11 +126,13 @@ async def _run_cursor(
     conn: Connection, query: str, args: Any, dictcursor: bool, return_one: bool, exec_many: bool
 ) -> Any:
     """Through a PyMySQL cursor: ``executemany``, the connection's own cursor class."""
+    unbuffered = False
     if dictcursor:
         cur = pymysql.cursors.DictCursor(conn)
     else:
         cls = conn.cursorclass
-        if issubclass(cls, pymysql.cursors.SSCursor):  # unbuffered reads need the socket
+        unbuffered = issubclass(cls, pymysql.cursors.SSCursor)
+        if unbuffered:  # unbuffered reads need the socket
             dict_rows = issubclass(cls, pymysql.cursors.DictCursorMixin)
             cls = pymysql.cursors.DictCursor if dict_rows else pymysql.cursors.Cursor
         cur = cls(conn)
@@ -147,7 +149,10 @@ async def _run_cursor(
                 cur.rowcount = total
         else:
             await _query(conn, cur, cur.mogrify(query, args if args != () else None))
-        return _cursor_result(cur, return_one)
+        result = _cursor_result(cur, return_one)
+        if unbuffered and not return_one and result.__class__ is tuple:
+            return list(result)  # an SSCursor's fetchall() is a list, a Cursor's a tuple
+        return result
     finally:
         cur.connection = None
 

@@ -55,6 +55,22 @@ async def test_same_results_as_sync_face(
         assert await conn.aexecute_query(query, args, **opts) == got or "NOW()" in query
 
 
+@pytest.mark.parametrize(
+    "cursorclass", [pymysql.cursors.SSCursor, pymysql.cursors.SSDictCursor], ids=["ss", "ssdict"]
+)
+async def test_an_unbuffered_cursor_class_gives_the_sync_faces_rows(
+    make_pool: MakePool, cursorclass: Any
+) -> None:
+    """A pool opened with ``cursorclass=SSCursor``: the async face reads buffered, but its rows
+    are what the cursor class gives (a list from ``fetchall()``), as the sync face's."""
+    pool = make_pool(size=1, cursorclass=cursorclass)
+    sync = pool.execute_query("SELECT 1 AS n, 'x' AS s")
+    got = await pool.aexecute_query("SELECT 1 AS n, 'x' AS s")
+    assert (type(got), got) == (type(sync), sync) == (list, sync)
+    async with pool.aconnection() as conn:
+        assert await conn.aexecute_query("SELECT 1 AS n, 'x' AS s") == sync
+
+
 REPEATED: list[tuple[str, Any, dict[str, Any]]] = [
     *QUERIES,
     ("SELECT 1 AS a, 2 AS a, NULL AS b", (), {"dictcursor": True}),
