@@ -14,6 +14,7 @@ event loop — the same procedures the blocking face runs, so the two faces cann
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 import weakref
@@ -173,7 +174,16 @@ async def _perform(core: PoolCore, effect: Any) -> Any:
     if cls is _core.Check:
         check = core.check
         if check == "ping":
-            await aio_ping(effect.raw)
+            # Bounded as the blocking face's ping: by connect_timeout and by what is left of
+            # the borrower's deadline (a frozen server must not hold the borrow past it).
+            raw = effect.raw
+            bound = min(raw.connect_timeout or math.inf, effect.timeout)
+            if raw._read_timeout is not None:
+                bound = min(bound, raw._read_timeout)
+            if bound == math.inf:
+                await aio_ping(raw)
+            else:
+                await asyncio.wait_for(aio_ping(raw), bound)
         elif callable(check):
             await in_thread(effect.raw, check, effect.raw)
         return None

@@ -151,8 +151,9 @@ Wait = namedtuple("Wait", "waiter deadline")
 Open = namedtuple("Open", "timeout")
 #: Pause before opening a replacement (failed checks in a row).
 Sleep = namedtuple("Sleep", "seconds")
-#: Check a connection's liveness (``check=``).
-Check = namedtuple("Check", "raw")
+#: Check a connection's liveness (``check=``); ``timeout``: what is left of the borrower's
+#: deadline (a check never makes a borrow wait past its timeout; a frozen server fails it).
+Check = namedtuple("Check", "raw timeout")
 #: Reset a connection by a :class:`ResetPlan` before it is lent again.
 Reset = namedtuple("Reset", "raw plan")
 #: Send COMMIT or ROLLBACK at the end of a block.
@@ -602,7 +603,7 @@ class PoolCore:
                 continue
             if verdict is Verdict.CHECK:
                 try:
-                    yield Check(slot.raw)
+                    yield Check(slot.raw, max(deadline - _monotonic(), 0.01))
                 except Exception as exc:
                     last_check_error = exc
                     with self.lock:

@@ -23,6 +23,7 @@ expression, ``LAST_INSERT_ID(n)``) are caught by a cheap look at the statement t
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import select
 import socket
@@ -356,15 +357,23 @@ class _RawConnection(Connection):
             super().connect(sock)
 
     def ping(self, reconnect: bool = False) -> None:
-        """The pool's liveness check (a lease's ``ping`` is PyMySQL's own): bounded by
+        """A liveness check (a lease's ``ping`` is PyMySQL's own): bounded by
         ``connect_timeout`` even when ``read_timeout`` is None, for the same reason."""
         with self._bounded_reads():
             super().ping(reconnect)
 
+    def ping_within(self, timeout: float) -> None:
+        """The pool's liveness check for a borrower: bounded as :meth:`ping`, and by
+        ``timeout``, what is left of the borrower's deadline."""
+        with self._bounded_reads(timeout):
+            super().ping(False)
+
     @contextlib.contextmanager
-    def _bounded_reads(self) -> Iterator[None]:
+    def _bounded_reads(self, timeout: float | None = None) -> Iterator[None]:
         read_timeout = self._read_timeout
         bound = self.connect_timeout
+        if timeout is not None and timeout < (bound or math.inf):
+            bound = timeout
         if not bound or (read_timeout is not None and read_timeout <= bound):
             yield
             return

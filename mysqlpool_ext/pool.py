@@ -543,7 +543,7 @@ class ConnectionPool(StatementMethods):
         if cls is Check:
             check = self._check
             if check == "ping":
-                effect.raw.ping(reconnect=False)
+                effect.raw.ping_within(effect.timeout)
             elif callable(check):
                 check(effect.raw)
             return None

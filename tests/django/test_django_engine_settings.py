@@ -155,3 +155,32 @@ def test_the_pooled_connect_resets_what_djangos_connect_resets() -> None:
     for method in (DatabaseWrapper.connect, DatabaseWrapper._take_back):
         source = inspect.getsource(method)
         assert source.index("self._reset_connection_state(") < source.index("self.connection =")
+
+
+def test_ensure_connection_reentered_does_what_djangos_does() -> None:
+    """Our ensure_connection() calls the base class's method (which SimpleTestCase wraps to
+    refuse threads' connections); re-entered from a wrapper of it that calls the bound method
+    back (Django's own test_utils does), it runs Django's body itself instead of recursing:
+    those lines must stay Django's."""
+    import ast
+    import inspect
+
+    import django.db.backends.base.base as django_base
+
+    from mysqlpool_ext.django.backend.base import DatabaseWrapper
+
+    def statements(source: str) -> str:
+        """The code after ``if self.connection is None:``, comments and layout dropped."""
+        source = source[source.index("if self.connection is None:") :]
+        code = [line.split("#")[0].strip() for line in source.splitlines()]
+        return "".join(code).replace(" ", "")
+
+    # From Django's file, not the class: pytest-django wraps the method to block queries.
+    module = ast.parse(inspect.getsource(django_base))
+    base = next(n for n in module.body if getattr(n, "name", "") == "BaseDatabaseWrapper")
+    method = next(n for n in base.body if getattr(n, "name", "") == "ensure_connection")  # type: ignore[attr-defined]
+    djangos = statements(ast.get_source_segment(inspect.getsource(django_base), method) or "")
+    djangos = djangos[djangos.index("ifself.in_atomic_block") :]
+    ours = inspect.getsource(DatabaseWrapper.ensure_connection)
+    assert djangos in statements(ours)
+    assert "super().ensure_connection()" in ours

@@ -30,6 +30,9 @@ APPS = (
     "backends", "transactions", "basic", "queries", "select_for_update", "get_or_create",
     "bulk_create", "update", "delete", "model_fields", "expressions", "aggregation", "lookup",
     "timezones", "async",
+    # Beyond the list: connections in threads (LiveServerTestCase, SimpleTestCase's
+    # refusal of undeclared databases), the request cycle, on_commit, two databases.
+    "test_utils", "transaction_hooks", "handlers", "servers", "multiple_database",
 )  # fmt: skip
 
 #: The Django whose stock-backend run KNOWN_FAILURES records (with another, the test runs the

@@ -30,7 +30,7 @@ from typing import Any
 
 import pymysql
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, IntegrityError
+from django.db import DatabaseError, IntegrityError, ProgrammingError
 from django.db.backends import utils as backend_utils
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
@@ -116,11 +116,11 @@ class CursorWrapper(_MySQLCursorWrapper):
         if lock is not None:
             lock.acquire()
         try:
-            pool = self.pool
-            if pool is not None:
+            pool, conn = self.pool, self.cursor.connection
+            if pool is not None and conn is not None:  # a closed cursor: PyMySQL's error
                 # Given up by a current_pool block that could not end its transaction: run,
                 # the statement would seem to succeed and be rolled back with it.
-                check_usable(pool, self.cursor.connection)
+                check_usable(pool, conn)
             return method(query, args)
         except pymysql.err.OperationalError as e:
             if e.args[0] in self.codes_for_integrityerror:
@@ -154,6 +154,8 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
         # While kept, the wrapper looks closed to Django (``connection`` is None); the pool lends
         # it to anyone who would otherwise wait. See release_request_connection() and _take_back().
         self._kept: tuple[ConnectionPool, Any] | None = None
+        # Inside ensure_connection()'s call of the base class's method (see there).
+        self._mp_ensuring = False
 
     # -- the pool ------------------------------------------------------------------------------
 
@@ -316,7 +318,22 @@ class DatabaseWrapper(_MySQLDatabaseWrapper):
                 self._kept = None
                 if self._take_back(kept[0], kept[1]):
                     return
-            super().ensure_connection()
+            if self._mp_ensuring:
+                # Re-entered through a wrapper of the base class's method that calls this bound
+                # method back (Django's test_utils does): Django's own body, or it would recurse
+                # for ever.
+                if self.in_atomic_block and self.closed_in_transaction:
+                    raise ProgrammingError("Cannot open a new connection in an atomic block.")
+                with self.wrap_database_errors:
+                    self.connect()
+                return
+            # The base class's method as it is now: SimpleTestCase wraps it to refuse threads'
+            # connections to databases a test did not declare.
+            self._mp_ensuring = True
+            try:
+                super().ensure_connection()
+            finally:
+                self._mp_ensuring = False
 
     def _take_back(self, pool: ConnectionPool, conn: Any) -> bool:
         """Connect by using again the connection kept since this thread's last request: True if
