@@ -157,3 +157,29 @@ def test_blackhole_without_read_timeout(
     figures(borrow_fail_s=borrow_s, borrow_error=repr(borrow_err)[:160], recovery_s=recovery)
     assert isinstance(borrow_err, GetConnectionFromPoolError), borrow_err
     assert borrow_s <= TIMEOUT + CONNECT_TIMEOUT + SLACK
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_ping_into_a_blackhole_ends_at_the_borrowers_deadline(
+    own_server: ThrowawayServer, proxy: TcpProxy, face: str
+) -> None:
+    """The liveness check of an idle connection, on a frozen route, with neither read_timeout
+    nor a short connect_timeout: bounded by what is left of the borrower's timeout (it was
+    unbounded on the async face, and waited connect_timeout on the sync one)."""
+    import asyncio
+
+    with make_pool(
+        own_server, proxy, read_timeout=None, connect_timeout=8, size=1, max_size=1, timeout=1
+    ) as pool:
+        pool.execute_query("SELECT 1")
+        let_idle_past_window()
+        proxy.blackhole()
+        if face == "sync":
+            took, err = timed(lambda: pool.execute_query("SELECT 1"))
+        else:
+            took, err = timed(lambda: asyncio.run(pool.aexecute_query("SELECT 1")))
+        proxy.passthrough()
+        assert isinstance(err, GetConnectionFromPoolError), err
+        assert took <= 1 + SLACK
+        wait_recovered(pool, time.monotonic())
+        assert pool.stats()["in_use"] == 0
