@@ -172,6 +172,10 @@ class Connector(Protocol):
 
     def drop(self, raw: Connection) -> None: ...
 
+    def end_on_server(self, raw: Connection, done: Callable[[], None]) -> None:
+        """End ``raw``'s session on the server (closed here while a statement ran), in the
+        background; call ``done`` once that is over, whatever the outcome."""
+
 
 def _describe_site(site: Any) -> str:
     """Where a borrower was: ``file:line`` from ``(code, instruction offset)``, or the stack text
@@ -909,13 +913,26 @@ class PoolCore:
     def discard(self, slot: Slot, why: str, *, lost: bool = False, recycled: bool = False) -> None:
         """Close a connection that must not be lent again and free its capacity."""
         logger.debug("pool %r: discard connection %s: %s", self.name, thread_id(slot), why)
-        self.connector.close(slot.raw)
+        raw = slot.raw
+        self.connector.close(raw)
+        if lost or recycled:
+            with self.lock:
+                if lost:
+                    self.counters["connections_lost"] += 1
+                if recycled:
+                    self.counters["connections_recycled"] += 1
+        if raw.__dict__.get("_mp_interrupted"):
+            # A statement given up mid-way (asyncio cancellation, a timeout) runs on, on the
+            # server, until the server is told: its connection counts against max_size until
+            # then, or a storm of timeouts on slow statements piles up server connections.
+            self.connector.end_on_server(raw, self._freed)
+            return
+        self._freed()
+
+    def _freed(self) -> None:
+        """A discarded connection's capacity comes back."""
         with self.lock:
             self.nconns -= 1
-            if lost:
-                self.counters["connections_lost"] += 1
-            if recycled:
-                self.counters["connections_recycled"] += 1
             self.grant_permit_locked()
             refill = self.nconns < self.size and not self.closed
         if refill:

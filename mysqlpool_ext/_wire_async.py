@@ -378,7 +378,12 @@ async def _exchange(
         else:
             data = await _read_response(conn, sock, responses, chunk)
     except BaseException as exc:
-        conn.__dict__["_mp_broken"] = True
+        d = conn.__dict__
+        d["_mp_broken"] = True
+        if reading and not isinstance(exc, OSError):
+            # Given up while the server works on it (a cancellation, a timeout): the server
+            # runs the statement on to its end; the pool ends it there (_core.discard).
+            d["_mp_interrupted"] = True
         conn._force_close()
         if isinstance(exc, _LocalInfile):
             raise NotSupportedError(

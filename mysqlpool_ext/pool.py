@@ -22,7 +22,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pymysql.err import MySQLError, OperationalError
@@ -193,6 +193,33 @@ class _Connector:
         if self.topology is not None:
             self.topology.released(raw)
         raw.quit()
+
+    def end_on_server(self, raw: Connection, done: Callable[[], None]) -> None:
+        """``KILL`` the session of ``raw`` (closed here mid-statement) from a short-lived
+        connection of the same account to the same server, in a thread; then ``done``. A user
+        may kill its own sessions without any privilege. Whatever fails, ``done`` runs: the
+        capacity comes back (the server may then still finish the statement on its own)."""
+        server_id = raw.server_thread_id[0] if getattr(raw, "server_thread_id", None) else None
+        host = raw.host if self.topology is not None else None
+        port = raw.port if self.topology is not None else None
+
+        def kill() -> None:
+            try:
+                if server_id is None:
+                    return
+                side = self.open_at(host, port, self.connect_timeout)
+                try:
+                    side.query(f"KILL {int(server_id)}")
+                except MySQLError as exc:  # 1094: it ended meanwhile
+                    logger.debug("pool %r: KILL %s: %s", self.name, server_id, describe(exc))
+                finally:
+                    side.quit()
+            except Exception as exc:  # noqa: BLE001 - capacity comes back all the same
+                logger.debug("pool %r: could not end session %s: %s", self.name, server_id, exc)
+            finally:
+                done()
+
+        threading.Thread(target=kill, name=f"mysqlpool-kill-{self.name}", daemon=True).start()
 
     def drop(self, raw: Connection) -> None:
         if self.topology is not None:

@@ -72,3 +72,22 @@ async def test_server_killed_mid_query_then_restarted(
         assert ticker.worst < 0.25
     finally:
         await pool.aclose()
+
+
+async def test_a_cancelled_statement_does_not_run_on_past_the_pool(make_pool: Any) -> None:
+    """``asyncio.wait_for`` gives up on slow statements: each cancellation closes its
+    connection at once, but MariaDB runs a statement to its end before it notices. The pool
+    ends it on the server (KILL) and counts the connection against max_size until then: a
+    storm of timeouts never piles up server connections beyond max_size."""
+    pool = make_pool(size=1, max_size=2, timeout=5)
+    sql = "SELECT SLEEP(5) /* cancelled-statement */"
+    running = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = %s"
+    for _ in range(6):
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(pool.aexecute_query(sql), 0.2)
+    deadline = time.monotonic() + 3
+    while pool.execute_query(running, (sql,), return_one=True)[0]:
+        assert time.monotonic() < deadline, "cancelled statements still run on the server"
+        await asyncio.sleep(0.02)
+    stats = pool.stats()
+    assert stats["in_use"] == 0 and stats["pool_size"] <= 2
