@@ -456,8 +456,7 @@ class PoolCore:
             # Before it is kept: from then on another borrower may take it and make its notes.
             d = raw.__dict__
             d["_mp_used"] = d["_mp_errored"] = False  # per-borrow, as a give-back clears them
-            if "_mp_sp_open" in d:
-                clear_block_notes(d)
+            clear_block_notes(d)
             slot.last_used = now
             self.kept[slot] = (lease, threading.current_thread())
         finally:
@@ -746,7 +745,9 @@ class PoolCore:
             return None
         if lease.__class__ is ReturnedConnection:
             return None
-        if block and lease.server_status & IN_TRANS:  # else the block end sends nothing
+        if block and (
+            lease.server_status & IN_TRANS or "_mp_tx_rolled_back" in lease.__dict__
+        ):  # else the block end sends nothing
             try:
                 action = block_end_action(lease, exc)
             except BaseException:
@@ -849,8 +850,7 @@ class PoolCore:
             if clear_notes:
                 d = raw.__dict__
                 d["_mp_used"] = d["_mp_errored"] = False
-                if "_mp_sp_open" in d:  # request blocks left open: theirs, not the next's
-                    clear_block_notes(d)
+                clear_block_notes(d)  # the borrow's blocks and deadlock: not the next's
             if policy == "auto" and not raw._mp_state.tracking:  # type: ignore[union-attr]
                 plan |= ResetPlan.REPLACE if self.reset_unsupported else ResetPlan.SESSION
         if policy == "auto":

@@ -295,6 +295,14 @@ def note_command(conn: Any, command: int, sql: bytes | str) -> None:
     open_savepoints = d.get("_mp_sp_open")
     if open_savepoints:
         _note_foreign(open_savepoints, d)
+    if (
+        "_mp_tx_rolled_back" in d
+        and command == COM_QUERY
+        and _ENDS_TRANSACTION.match(
+            sql if not isinstance(sql, str) else sql.encode("utf-8", "replace")
+        )
+    ):
+        del d["_mp_tx_rolled_back"]  # the code saw the deadlock: it begins afresh
     if command == COM_QUERY and may_change_untracked_state(
         sql if not isinstance(sql, str) else sql.encode("utf-8", "replace")
     ):
@@ -320,10 +328,17 @@ def _note_foreign(open_savepoints: list[NestedBlock], d: dict[str, Any]) -> None
             block.foreign = True
 
 
+#: A statement that ends or begins a transaction as a whole (not a savepoint's).
+_ENDS_TRANSACTION = re.compile(
+    rb"\s*(?:begin|start\s+transaction|commit|rollback)\b(?!\s+to\b)", re.IGNORECASE
+)
+
+
 def clear_block_notes(d: dict[str, Any]) -> None:
     """The blocks of a borrow are over (the connection goes back): forget them."""
     d.pop("_mp_sp_open", None)
     d.pop("_mp_tx_owner", None)
+    d.pop("_mp_tx_rolled_back", None)
 
 
 def closed_error(conn: Any, exc: BaseException | None) -> PoolClosedError:
@@ -402,9 +417,12 @@ class NestedBlock:
         self.error: TransactionLostError | None = None
 
     def opening(self) -> bytes | None:
+        d = self.conn.__dict__
+        if not self.outer:
+            # A deadlock before this block is not its to report (block_end_action).
+            d.pop("_mp_tx_rolled_back", None)
         if not self.begin:
             return None
-        d = self.conn.__dict__
         if not self.outer:
             d["_mp_tx_owner"] = self
             d["_mp_sp_open"] = []  # a new transaction has none
@@ -523,6 +541,11 @@ def block_end_action(conn: Any, exc: BaseException | None) -> bytes | None:
     Raises :class:`TransactionLostError` (or :class:`PoolClosedError`) when the block succeeded
     but its open transaction can no longer be committed: the caller must not believe it was.
     """
+    if conn.__dict__.pop("_mp_tx_rolled_back", False) and exc is None:
+        raise TransactionLostError(
+            "not committed: the server rolled this block's transaction back (a deadlock, error "
+            "1213) and the block went on; what it sent afterwards ran outside any transaction"
+        )
     if not conn.server_status & IN_TRANS:
         return None
     if conn._sock is None or conn._mp_broken:

@@ -39,6 +39,7 @@ from pymysql.err import InterfaceError, MySQLError
 
 from ._fastresult import read_result_sync
 from ._protocol import (
+    IN_TRANS,
     LOST_CONNECTION_CODES,
     SESSION_CHANGED,
     RowCount,
@@ -242,10 +243,19 @@ class Connection(StatementMethods, pymysql.connections.Connection):
         )
 
 
+_ER_LOCK_DEADLOCK = 1213
+
+
 def _fail(conn: Connection, exc: MySQLError) -> NoReturn:
     """Note what an error means for the connection, then raise it (or what it really is)."""
     d = conn.__dict__
     d["_mp_errored"] = True
+    if exc.args and exc.args[0] == _ER_LOCK_DEADLOCK and conn.server_status & IN_TRANS:
+        # The server rolled the whole transaction back, work done before this statement
+        # included; the session goes on in autocommit. A block that catches this and goes on
+        # must not end as if it committed. (No transaction before: only this statement failed.)
+        d["_mp_tx_rolled_back"] = True
+        d["server_status"] = conn.server_status & ~IN_TRANS  # an ERR packet carries no flags
     lost = conn._sock is None or bool(exc.args and exc.args[0] in LOST_CONNECTION_CODES)
     # Host lists: a connector-set callback (topology.Topology.on_error) hears every error, so a
     # refused write (1290...) or a lost server makes the pool re-check its hosts at once.
