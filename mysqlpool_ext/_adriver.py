@@ -32,7 +32,7 @@ from ._wire_async import (
     aio_run_query,
     in_thread,
 )
-from .connection import Connection
+from .connection import Connection, bounded_check
 
 __all__ = ["AsyncBorrow", "aexecute_query", "agetconn", "agive_back"]
 
@@ -185,7 +185,7 @@ async def _perform(core: PoolCore, effect: Any) -> Any:
             else:
                 await asyncio.wait_for(aio_ping(raw), bound)
         elif callable(check):
-            await in_thread(effect.raw, check, effect.raw)
+            await in_thread(effect.raw, bounded_check, check, effect.raw, effect.timeout)
         return None
     if cls is _core.Reset:
         await _reset(core, effect.raw, effect.plan)

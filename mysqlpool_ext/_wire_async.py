@@ -115,7 +115,7 @@ def aio_run_query(conn: Connection, stmt: Statement, keep: bool = True) -> Await
     so the ``MySQLResult`` PyMySQL would leave in ``conn._result`` for later calls is not made.
     """
     if isinstance(conn._sock, ssl.SSLSocket):
-        return in_thread(conn, run_query, conn, stmt)
+        return in_thread(conn, run_query, conn, stmt, statement=_statement_text(conn, stmt))
     query, args, dictcursor, return_one, exec_many, _ = stmt
     if not exec_many and (dictcursor or conn.cursorclass is _PlainCursor):
         return _run_simple(conn, query, args, dictcursor, return_one, keep)
@@ -380,10 +380,16 @@ async def _exchange(
     except BaseException as exc:
         d = conn.__dict__
         d["_mp_broken"] = True
-        if reading and not isinstance(exc, OSError):
-            # Given up while the server works on it (a cancellation, a timeout): the server
-            # runs the statement on to its end; the pool ends it there (_core.discard).
-            d["_mp_interrupted"] = True
+        if (
+            reading
+            and command == _COM_QUERY
+            and pipelined is None
+            and (not isinstance(exc, OSError) or isinstance(exc, TimeoutError))
+        ):
+            # A statement given up while the server works on it (a cancellation, a timeout):
+            # the server runs it on to its end; the pool ends it there (_core.discard). Its
+            # text lets the pool make sure it kills that statement's session.
+            d["_mp_interrupted"] = payload
         conn._force_close()
         if isinstance(exc, _LocalInfile):
             raise NotSupportedError(
@@ -644,11 +650,27 @@ async def _read_response(
     return reader.result()
 
 
-async def in_thread(conn: Connection, fn: Callable[..., T], *args: Any) -> T:
+def _statement_text(conn: Connection, stmt: Any) -> bytes | None:
+    """The text the server will run for ``stmt`` (one statement, not executemany)."""
+    query, args, _, _, exec_many, _ = stmt
+    if exec_many:
+        return None
+    try:
+        sql = pymysql.cursors.Cursor(conn).mogrify(query, args if args != () else None)
+    except Exception:  # noqa: BLE001 - the statement itself will say what is wrong
+        return None
+    return sql.encode(conn.encoding, "surrogateescape") if isinstance(sql, str) else sql
+
+
+async def in_thread(
+    conn: Connection, fn: Callable[..., T], *args: Any, statement: bytes | None = None
+) -> T:
     """Run blocking PyMySQL code on ``conn`` in a worker thread (TLS, session reset, ...).
 
     If the task is cancelled meanwhile, the thread cannot be: the socket is shut down so that it
     fails fast, and the task waits for it before letting anyone else near the connection.
+    ``statement``: the text of the statement ``fn`` runs, if any: given up, the pool ends it on
+    the server (see ``_exchange``).
     """
     loop = asyncio.get_running_loop()
     fut = loop.run_in_executor(None, functools.partial(fn, *args))
@@ -657,6 +679,8 @@ async def in_thread(conn: Connection, fn: Callable[..., T], *args: Any) -> T:
     except asyncio.CancelledError:
         if not fut.done():
             conn.__dict__["_mp_broken"] = True
+            if statement is not None:
+                conn.__dict__["_mp_interrupted"] = statement
             shutdown_quietly(conn._sock)
             while not fut.done():
                 try:

@@ -63,6 +63,7 @@ __all__ = [
     "RowCount",
     "SessionState",
     "block_end_action",
+    "bounded_check",
     "forget_socket",
     "reset_session",
     "run_query",
@@ -270,6 +271,13 @@ def _fail(conn: Connection, exc: MySQLError) -> NoReturn:
 
 
 # -- the pool's own handle on a server connection ------------------------------------------------
+
+
+def bounded_check(check: Any, raw: Connection, timeout: float) -> None:
+    """A custom liveness check (``check=`` callable) on ``raw``, its reads bounded as the
+    pool's own ping: by ``connect_timeout`` and by ``timeout``, what is left of the borrow."""
+    with raw._bounded_reads(timeout):
+        check(raw)
 
 
 def forget_socket(conn: Connection) -> None:

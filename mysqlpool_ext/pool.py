@@ -54,7 +54,13 @@ from ._protocol import (
     run_query,
 )
 from .config import PoolOptions, build_options, parse_url, redact_url, url_from_env
-from .connection import Connection, ReturnedConnection, _RawConnection, forget_socket
+from .connection import (
+    Connection,
+    ReturnedConnection,
+    _RawConnection,
+    bounded_check,
+    forget_socket,
+)
 from .errors import ConfigError, GetConnectionFromPoolError, restore_pymysql_modules
 from .topology import HostState, Topology
 
@@ -143,6 +149,10 @@ class _Connector:
         self.connect_timeout = float(connect_kwargs.get("connect_timeout") or 10)
         #: Host lists: topology.py picks the server and checks its role (None: one host).
         self.topology = topology
+        #: Sessions to end on the server (end_on_server), and the thread that ends them.
+        self._kill_lock = threading.Lock()
+        self._kill_queue: list[tuple[Any, str | None, tuple[Any, Any], Callable[[], None]]] = []
+        self._killer: threading.Thread | None = None
 
     def open(self, timeout: float | None) -> Connection:
         if self.topology is not None:
@@ -195,37 +205,139 @@ class _Connector:
         raw.quit()
 
     def end_on_server(self, raw: Connection, done: Callable[[], None]) -> None:
-        """``KILL`` the session of ``raw`` (closed here mid-statement) from a short-lived
-        connection of the same account to the same server, in a thread; then ``done``. A user
-        may kill its own sessions without any privilege. Whatever fails, ``done`` runs: the
-        capacity comes back (the server may then still finish the statement on its own)."""
+        """End the session of ``raw`` (closed here while the server ran a statement on it) on
+        the server, then ``done``: queued for this pool's one killer thread (at most one more
+        server connection than ``max_size``, whatever the number of cancellations)."""
+        statement = raw.__dict__.get("_mp_interrupted")
         server_id = raw.server_thread_id[0] if getattr(raw, "server_thread_id", None) else None
-        host = raw.host if self.topology is not None else None
-        port = raw.port if self.topology is not None else None
+        where = (raw.host, raw.port) if self.topology is not None else (None, None)
+        text = None
+        if isinstance(statement, (bytes, bytearray)):
+            text = bytes(statement[:_KILL_MATCH]).decode(raw.encoding or "utf-8", "replace")
+        with self._kill_lock:
+            self._kill_queue.append((server_id, text, where, done))
+            if self._killer is None:
+                self._killer = threading.Thread(
+                    target=self._kill_loop, name=f"mysqlpool-kill-{self.name}", daemon=True
+                )
+                self._killer.start()
 
-        def kill() -> None:
-            try:
-                if server_id is None:
-                    return
-                side = self.open_at(host, port, self.connect_timeout)
+    def _kill_loop(self) -> None:
+        """KILL the queued sessions, a batch at a time, from one short-lived connection of the
+        same account (a user may kill its own sessions without any privilege); each one's
+        capacity comes back once the server shows it gone, or after ``connect_timeout``.
+
+        A session is killed only if the server shows it running that very statement for this
+        account: behind one address several servers may answer (a load balancer), and another
+        server's session may have the same id. Whatever fails, every ``done`` runs."""
+        side: Connection | None = None
+        side_at: tuple[Any, Any] = (None, None)
+        try:
+            while True:
+                with self._kill_lock:
+                    batch = list(self._kill_queue)
+                    self._kill_queue.clear()
+                    if not batch:
+                        self._killer = None
+                        return
+                pending: list[tuple[int, Callable[[], None]]] = []
+                for server_id, text, where, done in batch:
+                    killed = False
+                    try:
+                        if side is not None and side_at != where:
+                            side.quit()
+                            side = None
+                        if side is None:
+                            side, side_at = self._side_connection(where), where
+                        killed = server_id is not None and _kill_if_running(side, server_id, text)
+                    except Exception as exc:  # noqa: BLE001 - capacity comes back all the same
+                        logger.debug("pool %r: KILL %s: %s", self.name, server_id, describe(exc))
+                        if side is not None:
+                            side.quit()
+                            side = None
+                    if killed:
+                        pending.append((server_id, done))
+                    else:
+                        done()
                 try:
-                    side.query(f"KILL {int(server_id)}")
-                except MySQLError as exc:  # 1094: it ended meanwhile
-                    logger.debug("pool %r: KILL %s: %s", self.name, server_id, describe(exc))
+                    if pending and side is not None:
+                        _wait_gone(side, pending, self.connect_timeout)
+                except Exception as exc:  # noqa: BLE001
+                    logger.debug("pool %r: waiting for KILLed sessions: %s", self.name, exc)
+                    if side is not None:
+                        side.quit()
+                        side = None
                 finally:
-                    side.quit()
-            except Exception as exc:  # noqa: BLE001 - capacity comes back all the same
-                logger.debug("pool %r: could not end session %s: %s", self.name, server_id, exc)
-            finally:
-                done()
+                    for _, done in pending:
+                        done()
+        finally:
+            if side is not None:
+                side.quit()
 
-        threading.Thread(target=kill, name=f"mysqlpool-kill-{self.name}", daemon=True).start()
+    def _side_connection(self, where: tuple[Any, Any]) -> Connection:
+        kwargs = dict(self.kwargs)
+        if where[0] is not None:
+            kwargs["host"], kwargs["port"] = where
+        bound = self.connect_timeout
+        kwargs.update(connect_timeout=bound, read_timeout=bound, write_timeout=bound)
+        return _RawConnection(self.ssl_cache, **kwargs)
 
     def drop(self, raw: Connection) -> None:
         if self.topology is not None:
             self.topology.released(raw)
         # The parent's socket: close our file descriptor only, never send COM_QUIT on it.
         forget_socket(raw)
+
+
+#: How much of an interrupted statement's text identifies its session in the process list.
+_KILL_MATCH = 200
+
+
+def _kill_if_running(side: Connection, server_id: int, text: str | None) -> bool:
+    """KILL session ``server_id`` if the server shows it running ``text`` (the start of it) for
+    this account; True if killed."""
+    if text is None:
+        return False
+    with side.cursor() as cur:
+        cur.execute(
+            "SELECT LEFT(INFO, %s) FROM information_schema.PROCESSLIST"
+            " WHERE ID = %s AND USER = SUBSTRING_INDEX(USER(), '@', 1)",
+            (_KILL_MATCH * 2, server_id),
+        )
+        row = cur.fetchone()
+        # The last character of the text may be a multi-byte one cut in two: not compared.
+        if row is None or not (row[0] or "").startswith(text[:-1]):
+            return False
+        try:
+            cur.execute(f"KILL {int(server_id)}")
+        except MySQLError:  # 1094: it ended meanwhile
+            return False
+    return True
+
+
+def _wait_gone(
+    side: Connection, pending: list[tuple[int, Callable[[], None]]], limit: float
+) -> None:
+    """Until the server no longer lists the killed sessions (it ends a KILLed statement at its
+    next check, which may take a while), at most ``limit`` seconds; each one's ``done`` runs as
+    soon as it is gone (taken out of ``pending``)."""
+    deadline = _monotonic() + limit
+    with side.cursor() as cur:
+        while pending:
+            ids = [server_id for server_id, _ in pending]
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN ("
+                + ",".join(["%s"] * len(ids))
+                + ")",
+                ids,
+            )
+            alive = {row[0] for row in cur.fetchall()}
+            for item in [p for p in pending if p[0] not in alive]:
+                pending.remove(item)
+                item[1]()
+            if not pending or _monotonic() >= deadline:
+                return
+            time.sleep(0.05)  # the server's process list: nothing to wait on but polling
 
 
 def _is_tls(exc: BaseException) -> bool:
@@ -572,7 +684,7 @@ class ConnectionPool(StatementMethods):
             if check == "ping":
                 effect.raw.ping_within(effect.timeout)
             elif callable(check):
-                check(effect.raw)
+                bounded_check(check, effect.raw, effect.timeout)
             return None
         if cls is Reset:
             _reset_blocking(effect.raw, effect.plan, self._core)

@@ -74,20 +74,55 @@ async def test_server_killed_mid_query_then_restarted(
         await pool.aclose()
 
 
-async def test_a_cancelled_statement_does_not_run_on_past_the_pool(make_pool: Any) -> None:
-    """``asyncio.wait_for`` gives up on slow statements: each cancellation closes its
-    connection at once, but MariaDB runs a statement to its end before it notices. The pool
-    ends it on the server (KILL) and counts the connection against max_size until then: a
-    storm of timeouts never piles up server connections beyond max_size."""
-    pool = make_pool(size=1, max_size=2, timeout=5)
-    sql = "SELECT SLEEP(5) /* cancelled-statement */"
-    running = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = %s"
-    for _ in range(6):
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(pool.aexecute_query(sql), 0.2)
-    deadline = time.monotonic() + 3
-    while pool.execute_query(running, (sql,), return_one=True)[0]:
+def _sessions(db_kwargs: dict[str, Any], marker: str) -> int:
+    """Sessions of the pool's account on the server running the marked statement."""
+    conn = pymysql.connect(**db_kwargs)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                " WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                (f"%{marker}%",),
+            )
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("how", ["wait_for", "read_timeout"])
+async def test_a_cancelled_statement_does_not_run_on_past_the_pool(
+    make_pool: Any, db_kwargs: dict[str, Any], how: str
+) -> None:
+    """``asyncio.wait_for`` (or the pool's own ``read_timeout``) gives up on slow statements:
+    each gives its connection up at once, but MariaDB runs a statement to its end before it
+    notices. The pool ends it on the server (KILL, from one more connection at most) and
+    counts the connection against max_size until then: a storm of timeouts never piles up
+    server sessions beyond max_size + 1."""
+    opts = {"read_timeout": 0.2} if how == "read_timeout" else {}
+    pool = make_pool(size=1, max_size=3, timeout=10, **opts)
+    marker = f"cancelled-statement-{how}"
+    sql = f"SELECT SLEEP(30) /* {marker} */"
+    peak = 0
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, await asyncio.to_thread(_sessions, db_kwargs, marker))
+            await asyncio.sleep(0.02)
+
+    async def storm() -> None:
+        with pytest.raises((asyncio.TimeoutError, pymysql.err.OperationalError)):
+            await asyncio.wait_for(pool.aexecute_query(sql), 0.2 if how == "wait_for" else 30)
+
+    sampler = asyncio.ensure_future(sample())
+    await asyncio.gather(*(storm() for _ in range(12)))
+    deadline = time.monotonic() + 5
+    while _sessions(db_kwargs, marker):
         assert time.monotonic() < deadline, "cancelled statements still run on the server"
         await asyncio.sleep(0.02)
+    stop.set()
+    await sampler
+    assert peak <= 3
     stats = pool.stats()
-    assert stats["in_use"] == 0 and stats["pool_size"] <= 2
+    assert stats["in_use"] == 0 and stats["pool_size"] <= 3

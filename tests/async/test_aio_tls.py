@@ -64,3 +64,30 @@ async def test_tls_connection_works_through_a_thread(
         assert stats["in_use"] == 0 and stats["connections_lost"] == 1
     finally:
         await pool.aclose()
+
+
+async def test_a_cancelled_tls_statement_is_ended_on_the_server(
+    tls_server: tuple[ThrowawayServer, str],
+) -> None:
+    """Over TLS a statement runs in a worker thread; given up, it is KILLed on the server as
+    over plain TCP (else it runs on, and its capacity is already lent again)."""
+    import time
+
+    server, cert = tls_server
+    pool = ConnectionPool(
+        size=1, max_size=1, ssl_ca=cert, ssl_verify_identity=False, **server.connect_kwargs()
+    )
+    sql = "SELECT SLEEP(30) /* tls-cancelled */"
+    running = (
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+        " WHERE INFO = %s AND ID <> CONNECTION_ID()"
+    )
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(pool.aexecute_query(sql), 0.3)
+        deadline = time.monotonic() + 2
+        while (await pool.aexecute_query(running, (sql,), return_one=True, timeout=10))[0]:
+            assert time.monotonic() < deadline, "the cancelled statement runs on"
+            await asyncio.sleep(0.02)
+    finally:
+        await pool.aclose()

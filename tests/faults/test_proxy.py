@@ -178,8 +178,37 @@ def test_a_ping_into_a_blackhole_ends_at_the_borrowers_deadline(
             took, err = timed(lambda: pool.execute_query("SELECT 1"))
         else:
             took, err = timed(lambda: asyncio.run(pool.aexecute_query("SELECT 1")))
+        # A failed check is no interrupted statement: an idle session has nothing to KILL.
+        killers = [t.name for t in threading.enumerate() if t.name.startswith("mysqlpool-kill")]
         proxy.passthrough()
         assert isinstance(err, GetConnectionFromPoolError), err
         assert took <= 1 + SLACK
+        assert killers == []
         wait_recovered(pool, time.monotonic())
         assert pool.stats()["in_use"] == 0
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_custom_check_into_a_blackhole_ends_at_the_borrowers_deadline(
+    own_server: ThrowawayServer, proxy: TcpProxy, face: str
+) -> None:
+    """A ``check=`` callable that queries is bounded as the pool's own ping."""
+    import asyncio
+
+    def check(conn: Any) -> None:
+        conn.cursor().execute("SELECT 1")
+
+    with make_pool(
+        own_server, proxy, read_timeout=None, connect_timeout=8, size=1, max_size=1, timeout=1,
+        check=check,
+    ) as pool:  # fmt: skip
+        pool.execute_query("SELECT 1")
+        let_idle_past_window()
+        proxy.blackhole()
+        if face == "sync":
+            took, err = timed(lambda: pool.execute_query("SELECT 1"))
+        else:
+            took, err = timed(lambda: asyncio.run(pool.aexecute_query("SELECT 1")))
+        proxy.passthrough()
+        assert isinstance(err, GetConnectionFromPoolError), err
+        assert took <= 1 + SLACK
