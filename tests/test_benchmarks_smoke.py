@@ -138,3 +138,16 @@ def test_instruction_count_drivers_run(db_url: str, cell: str, subject: str) -> 
         cwd=root, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_the_gunicorn_instruction_cell_finds_its_parts() -> None:
+    """``--cells django_gunicorn`` needs valgrind and minutes; here only what it imports, so
+    that a renamed helper fails the suite and not a later benchmark."""
+    from benchmarks import django_bench, django_cpu, instructions
+    from benchmarks._http import _free_port, _get
+
+    assert callable(_free_port) and callable(_get)
+    assert {"pool", "orm60"} <= set(django_cpu.SUBJECTS)
+    assert instructions.CELLS["django_gunicorn"][0] == ("pool", "orm60")
+    assert django_bench.WSGI.endswith(":application") and callable(django_bench._env)
+    assert callable(instructions._count_gunicorn) and callable(instructions._serve)
