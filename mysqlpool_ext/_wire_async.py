@@ -676,6 +676,11 @@ async def in_thread(
     fut = loop.run_in_executor(None, functools.partial(fn, *args))
     try:
         return await asyncio.shield(fut)
+    except OperationalError as exc:
+        if statement is not None and isinstance(exc.__context__, TimeoutError):
+            # read_timeout ran out while the server worked on it: as a cancellation.
+            conn.__dict__["_mp_interrupted"] = statement
+        raise
     except asyncio.CancelledError:
         if not fut.done():
             conn.__dict__["_mp_broken"] = True

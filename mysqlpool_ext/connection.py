@@ -53,7 +53,7 @@ from ._protocol import (
     run_query,
     shutdown_quietly,
 )
-from .errors import ConnectionReturnedError
+from .errors import ConnectionReturnedError, TransactionLostError
 
 __all__ = [
     "LOST_CONNECTION_CODES",
@@ -257,6 +257,12 @@ def _fail(conn: Connection, exc: MySQLError) -> NoReturn:
         # must not end as if it committed. (No transaction before: only this statement failed.)
         d["_mp_tx_rolled_back"] = True
         d["server_status"] = conn.server_status & ~IN_TRANS  # an ERR packet carries no flags
+        owner = d.get("_mp_tx_owner")  # a request block that began the transaction
+        if owner is not None and owner.error is None:
+            owner.error = TransactionLostError(
+                "not committed: the server rolled this block's transaction back (a deadlock, "
+                "error 1213) and the block went on; what it sent afterwards ran outside it"
+            )
     lost = conn._sock is None or bool(exc.args and exc.args[0] in LOST_CONNECTION_CODES)
     # Host lists: a connector-set callback (topology.Topology.on_error) hears every error, so a
     # refused write (1290...) or a lost server makes the pool re-check its hosts at once.

@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import pymysql.cursors
 from pymysql.err import MySQLError, OperationalError
 
 from . import registry
@@ -151,7 +152,7 @@ class _Connector:
         self.topology = topology
         #: Sessions to end on the server (end_on_server), and the thread that ends them.
         self._kill_lock = threading.Lock()
-        self._kill_queue: list[tuple[Any, str | None, tuple[Any, Any], Callable[[], None]]] = []
+        self._kill_queue: list[tuple[Any, bytes | None, tuple[Any, Any], Callable[[], None]]] = []
         self._killer: threading.Thread | None = None
 
     def open(self, timeout: float | None) -> Connection:
@@ -213,7 +214,8 @@ class _Connector:
         where = (raw.host, raw.port) if self.topology is not None else (None, None)
         text = None
         if isinstance(statement, (bytes, bytearray)):
-            text = bytes(statement[:_KILL_MATCH]).decode(raw.encoding or "utf-8", "replace")
+            # The server lists a statement without its leading blanks.
+            text = bytes(statement).lstrip()[:_KILL_MATCH]
         with self._kill_lock:
             self._kill_queue.append((server_id, text, where, done))
             if self._killer is None:
@@ -221,6 +223,13 @@ class _Connector:
                     target=self._kill_loop, name=f"mysqlpool-kill-{self.name}", daemon=True
                 )
                 self._killer.start()
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's queued kills are the parent's (their capacity was
+        the parent's), and its killer thread does not exist here."""
+        self._kill_lock = threading.Lock()
+        self._kill_queue = []
+        self._killer = None
 
     def _kill_loop(self) -> None:
         """KILL the queued sessions, a batch at a time, from one short-lived connection of the
@@ -241,14 +250,21 @@ class _Connector:
                         self._killer = None
                         return
                 pending: list[tuple[int, Callable[[], None]]] = []
+                unreachable: set[tuple[Any, Any]] = set()
                 for server_id, text, where, done in batch:
                     killed = False
                     try:
+                        if where in unreachable:
+                            raise OSError("its server did not answer a moment ago")
                         if side is not None and side_at != where:
                             side.quit()
                             side = None
                         if side is None:
-                            side, side_at = self._side_connection(where), where
+                            try:
+                                side, side_at = self._side_connection(where), where
+                            except Exception:
+                                unreachable.add(where)  # the rest of the batch: at once
+                                raise
                         killed = server_id is not None and _kill_if_running(side, server_id, text)
                     except Exception as exc:  # noqa: BLE001 - capacity comes back all the same
                         logger.debug("pool %r: KILL %s: %s", self.name, server_id, describe(exc))
@@ -293,21 +309,21 @@ class _Connector:
 _KILL_MATCH = 200
 
 
-def _kill_if_running(side: Connection, server_id: int, text: str | None) -> bool:
-    """KILL session ``server_id`` if the server shows it running ``text`` (the start of it) for
-    this account; True if killed."""
+def _kill_if_running(side: Connection, server_id: int, text: bytes | None) -> bool:
+    """KILL session ``server_id`` if the server shows it running ``text`` (the start of the
+    statement's bytes) for this account; True if killed."""
     if text is None:
         return False
-    with side.cursor() as cur:
+    user = side.user.decode() if isinstance(side.user, bytes) else side.user
+    with side.cursor(pymysql.cursors.Cursor) as cur:  # whatever the pool's cursorclass
         cur.execute(
-            "SELECT LEFT(INFO, %s) FROM information_schema.PROCESSLIST"
-            " WHERE ID = %s AND USER = SUBSTRING_INDEX(USER(), '@', 1)",
-            (_KILL_MATCH * 2, server_id),
+            "SELECT LEFT(INFO_BINARY, %s) FROM information_schema.PROCESSLIST"
+            " WHERE ID = %s AND USER = %s",
+            (len(text), server_id, user),
         )
         row = cur.fetchone()
-        # The last character of the text may be a multi-byte one cut in two: not compared.
-        if row is None or not (row[0] or "").startswith(text[:-1]):
-            return False
+        if row is None or bytes(row[0] or b"") != text:
+            return False  # gone, another statement, or another server's session (CALL: too)
         try:
             cur.execute(f"KILL {int(server_id)}")
         except MySQLError:  # 1094: it ended meanwhile
@@ -322,7 +338,7 @@ def _wait_gone(
     next check, which may take a while), at most ``limit`` seconds; each one's ``done`` runs as
     soon as it is gone (taken out of ``pending``)."""
     deadline = _monotonic() + limit
-    with side.cursor() as cur:
+    with side.cursor(pymysql.cursors.Cursor) as cur:
         while pending:
             ids = [server_id for server_id, _ in pending]
             cur.execute(
@@ -869,6 +885,7 @@ class ConnectionPool(StatementMethods):
         core = self._core
         old = list(core.idle) + list(core.lent)
         core.init_state()
+        self._connector.after_fork()
         self._maint_event = threading.Event()
         core.wake_maintenance = self._maint_event.set
         self._maint_thread = None

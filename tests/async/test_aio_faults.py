@@ -126,3 +126,33 @@ async def test_a_cancelled_statement_does_not_run_on_past_the_pool(
     assert peak <= 3
     stats = pool.stats()
     assert stats["in_use"] == 0 and stats["pool_size"] <= 3
+
+
+@pytest.mark.parametrize(
+    ("shape", "opts"),
+    [
+        ("leading blanks", {}),
+        ("emoji", {}),
+        ("dict cursor pool", {"cursorclass": pymysql.cursors.DictCursor}),
+    ],
+)
+async def test_the_interrupted_statement_is_found_on_the_server(
+    make_pool: Any, db_kwargs: dict[str, Any], shape: str, opts: dict[str, Any]
+) -> None:
+    """The server lists a statement without its leading blanks, and its text column cannot
+    hold a 4-byte character; the pool's cursor class may make rows dicts: none of it may stop
+    the pool from finding (and KILLing) the statement it gave up on."""
+    marker = f"found-{shape.replace(' ', '-')}"
+    sql = {
+        "leading blanks": f"\n    SELECT SLEEP(30) /* {marker} */",
+        "emoji": f"SELECT SLEEP(30), '\U0001f600' /* {marker} */",
+        "dict cursor pool": f"SELECT SLEEP(30) /* {marker} */",
+    }[shape]
+    pool = make_pool(size=1, max_size=1, timeout=10, charset="utf8mb4", **opts)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(pool.aexecute_query(sql), 0.3)
+    deadline = time.monotonic() + 3
+    while _sessions(db_kwargs, marker):
+        assert time.monotonic() < deadline, "the interrupted statement runs on"
+        await asyncio.sleep(0.02)
+    assert (await pool.aexecute_query("SELECT 1 AS one", timeout=10))[0] in ((1,), {"one": 1})

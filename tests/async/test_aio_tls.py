@@ -82,12 +82,19 @@ async def test_a_cancelled_tls_statement_is_ended_on_the_server(
         "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
         " WHERE INFO = %s AND ID <> CONNECTION_ID()"
     )
+    timed_out = ConnectionPool(
+        size=1, max_size=1, ssl_ca=cert, ssl_verify_identity=False, read_timeout=0.3,
+        **server.connect_kwargs(),
+    )  # fmt: skip
     try:
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(pool.aexecute_query(sql), 0.3)
+        with pytest.raises(pymysql.err.OperationalError):  # read_timeout, in the worker thread
+            await timed_out.aexecute_query(sql)
         deadline = time.monotonic() + 2
         while (await pool.aexecute_query(running, (sql,), return_one=True, timeout=10))[0]:
             assert time.monotonic() < deadline, "the cancelled statement runs on"
             await asyncio.sleep(0.02)
     finally:
         await pool.aclose()
+        await timed_out.aclose()

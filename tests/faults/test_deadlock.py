@@ -106,3 +106,27 @@ def test_a_request_block_that_went_on_after_a_deadlock_raises(
             assert pool.execute_query("SELECT v FROM dl_log") == (("next block",),)
         finally:
             set_default_pool(None)
+
+
+def test_a_deadlock_swallowed_before_a_nested_block_still_fails_the_outer_one(
+    db_kwargs: dict[str, Any], tables: Any
+) -> None:
+    """After the deadlock the connection is in no transaction: a block opened next inside the
+    outer one begins a transaction of its own and commits it; the outer block's own work
+    before the deadlock is gone all the same, so the outer block must not end "committed"."""
+    with ConnectionPool(size=1, max_size=1, **db_kwargs) as pool:
+        set_default_pool(pool)
+        try:
+            with (
+                request_scope(),
+                pytest.raises(TransactionLostError, match="deadlock"),
+                current_pool.transaction() as conn,
+            ):
+                current_pool.execute_query("INSERT INTO dl_log VALUES ('before')")
+                current_pool.execute_query("UPDATE dl_rows SET v = v + 1 WHERE id = 1")
+                assert _deadlock_victim(conn, db_kwargs, tables) == 1213
+                with current_pool.transaction():
+                    current_pool.execute_query("INSERT INTO dl_log VALUES ('inner')")
+            assert pool.execute_query("SELECT v FROM dl_log") == (("inner",),)
+        finally:
+            set_default_pool(None)

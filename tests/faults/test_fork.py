@@ -211,3 +211,36 @@ def test_a_fork_while_another_thread_waits_for_an_answer(db_kwargs: dict[str, An
         thread.join()
         assert (exited, answer) == (0, b"1")
         assert pool.execute_query("SELECT 2", return_one=True)[0] == 2  # the parent's pool works
+
+
+def test_a_fork_while_interrupted_statements_are_being_ended(db_kwargs: dict[str, Any]) -> None:
+    """A cancelled statement is being KILLed (the pool's killer thread) when the process
+    forks: in the child that thread does not exist; the child's own cancelled statements must
+    still give their capacity back."""
+    import asyncio
+
+    with ConnectionPool(size=1, max_size=1, timeout=10, **db_kwargs) as pool:
+
+        async def cancel_one() -> None:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(pool.aexecute_query("SELECT SLEEP(30)"), 0.2)
+
+        asyncio.run(cancel_one())  # the killer starts now
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            code = 1
+            try:
+                asyncio.run(cancel_one())
+                got = pool.execute_query("SELECT 7", return_one=True, timeout=8)[0]
+                os.write(write_fd, str(got).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as pipe:
+            answer = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        assert (os.waitstatus_to_exitcode(status), answer) == (0, b"7")
+        assert pool.execute_query("SELECT 8", return_one=True, timeout=10)[0] == 8
