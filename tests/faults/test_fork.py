@@ -7,6 +7,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -181,33 +182,14 @@ def test_a_fork_while_another_thread_waits_for_an_answer(db_kwargs: dict[str, An
         running = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = %s"
         while pool.execute_query(running, (sql,), return_one=True)[0] == 0:  # on the server
             assert time.monotonic() < deadline
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            code = 1
-            try:
-                got = pool.execute_query("SELECT 1", return_one=True)[0]
-                pool.close()
-                gc.collect()
-                os.write(write_fd, str(got).encode())
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_fd)
-        exited = None
-        deadline = time.monotonic() + 20
-        while exited is None and time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                exited = os.waitstatus_to_exitcode(status)
-            else:
-                time.sleep(0.05)  # polling a child process: no event to wait on
-        if exited is None:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        with os.fdopen(read_fd, "rb") as pipe:
-            answer = pipe.read()
+
+        def child() -> bytes:
+            got = pool.execute_query("SELECT 1", return_one=True)[0]
+            pool.close()
+            gc.collect()
+            return str(got).encode()
+
+        exited, answer = _in_child(child)
         thread.join()
         assert (exited, answer) == (0, b"1")
         assert pool.execute_query("SELECT 2", return_one=True)[0] == 2  # the parent's pool works
@@ -226,21 +208,39 @@ def test_a_fork_while_interrupted_statements_are_being_ended(db_kwargs: dict[str
                 await asyncio.wait_for(pool.aexecute_query("SELECT SLEEP(30)"), 0.2)
 
         asyncio.run(cancel_one())  # the killer starts now
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            code = 1
-            try:
-                asyncio.run(cancel_one())
-                got = pool.execute_query("SELECT 7", return_one=True, timeout=8)[0]
-                os.write(write_fd, str(got).encode())
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as pipe:
-            answer = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        assert (os.waitstatus_to_exitcode(status), answer) == (0, b"7")
+
+        def child() -> bytes:
+            asyncio.run(cancel_one())
+            return str(pool.execute_query("SELECT 7", return_one=True, timeout=8)[0]).encode()
+
+        assert _in_child(child) == (0, b"7")
         assert pool.execute_query("SELECT 8", return_one=True, timeout=10)[0] == 8
+
+
+def _in_child(body: Callable[[], bytes], wait_s: float = 20) -> tuple[int | None, bytes]:
+    """Fork; the child runs ``body`` and sends what it returns. The child's exit code (None:
+    still running after ``wait_s``, then killed) and what it sent."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        code = 1
+        try:
+            os.write(write_fd, body())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    exited = None
+    deadline = time.monotonic() + wait_s
+    while exited is None and time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            exited = os.waitstatus_to_exitcode(status)
+        else:
+            time.sleep(0.05)  # polling a child process: no event to wait on
+    if exited is None:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    with os.fdopen(read_fd, "rb") as pipe:
+        return exited, pipe.read()

@@ -159,6 +159,20 @@ def test_blackhole_without_read_timeout(
     assert borrow_s <= TIMEOUT + CONNECT_TIMEOUT + SLACK
 
 
+def _borrow_into_the_blackhole(
+    pool: ConnectionPool, proxy: TcpProxy, face: str
+) -> tuple[float, BaseException | None]:
+    """An idle connection past its check window, the route then blackholed: one borrow."""
+    import asyncio
+
+    pool.execute_query("SELECT 1")
+    let_idle_past_window()
+    proxy.blackhole()
+    if face == "sync":
+        return timed(lambda: pool.execute_query("SELECT 1"))
+    return timed(lambda: asyncio.run(pool.aexecute_query("SELECT 1")))
+
+
 @pytest.mark.parametrize("face", ["sync", "async"])
 def test_a_ping_into_a_blackhole_ends_at_the_borrowers_deadline(
     own_server: ThrowawayServer, proxy: TcpProxy, face: str
@@ -166,18 +180,11 @@ def test_a_ping_into_a_blackhole_ends_at_the_borrowers_deadline(
     """The liveness check of an idle connection, on a frozen route, with neither read_timeout
     nor a short connect_timeout: bounded by what is left of the borrower's timeout (it was
     unbounded on the async face, and waited connect_timeout on the sync one)."""
-    import asyncio
 
     with make_pool(
         own_server, proxy, read_timeout=None, connect_timeout=8, size=1, max_size=1, timeout=1
     ) as pool:
-        pool.execute_query("SELECT 1")
-        let_idle_past_window()
-        proxy.blackhole()
-        if face == "sync":
-            took, err = timed(lambda: pool.execute_query("SELECT 1"))
-        else:
-            took, err = timed(lambda: asyncio.run(pool.aexecute_query("SELECT 1")))
+        took, err = _borrow_into_the_blackhole(pool, proxy, face)
         # A failed check is no interrupted statement: an idle session has nothing to KILL.
         killers = [t.name for t in threading.enumerate() if t.name.startswith("mysqlpool-kill")]
         proxy.passthrough()
@@ -193,7 +200,6 @@ def test_a_custom_check_into_a_blackhole_ends_at_the_borrowers_deadline(
     own_server: ThrowawayServer, proxy: TcpProxy, face: str
 ) -> None:
     """A ``check=`` callable that queries is bounded as the pool's own ping."""
-    import asyncio
 
     def check(conn: Any) -> None:
         conn.cursor().execute("SELECT 1")
@@ -202,13 +208,7 @@ def test_a_custom_check_into_a_blackhole_ends_at_the_borrowers_deadline(
         own_server, proxy, read_timeout=None, connect_timeout=8, size=1, max_size=1, timeout=1,
         check=check,
     ) as pool:  # fmt: skip
-        pool.execute_query("SELECT 1")
-        let_idle_past_window()
-        proxy.blackhole()
-        if face == "sync":
-            took, err = timed(lambda: pool.execute_query("SELECT 1"))
-        else:
-            took, err = timed(lambda: asyncio.run(pool.aexecute_query("SELECT 1")))
+        took, err = _borrow_into_the_blackhole(pool, proxy, face)
         proxy.passthrough()
         assert isinstance(err, GetConnectionFromPoolError), err
         assert took <= 1 + SLACK
