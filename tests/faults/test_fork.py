@@ -134,29 +134,16 @@ def test_a_connection_kept_before_a_fork_stays_the_parents(db_kwargs: dict[str, 
         kept = pool.get_connection()
         kept_id = kept.execute_query("SELECT CONNECTION_ID()", return_one=True)[0]
         assert pool.keep(kept)
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            code = 1
-            try:
-                taken = pool.take_kept(kept)
-                kept.close()  # the parent's socket: dropped, not spoken on
-                own = pool.execute_query("SELECT CONNECTION_ID()", return_one=True)[0]
-                report: dict[str, Any] = {"taken": taken, "own": own}
-                code = 0
-            except BaseException as exc:  # noqa: BLE001 - reported to the parent
-                report = {"error": repr(exc)}
-            try:
-                os.write(write_fd, json.dumps(report).encode())
-            finally:
-                os._exit(code)
-        os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        report = json.loads(data or b"{}")
-        assert os.waitstatus_to_exitcode(status) == 0, report
+
+        def child() -> bytes:
+            taken = pool.take_kept(kept)
+            kept.close()  # the parent's socket: dropped, not spoken on
+            own = pool.execute_query("SELECT CONNECTION_ID()", return_one=True)[0]
+            return json.dumps({"taken": taken, "own": own}).encode()
+
+        exited, data = _in_child(child)
+        assert exited == 0, data
+        report = json.loads(data)
         assert report["taken"] is False and report["own"] != kept_id
         assert pool.take_kept(kept) is True  # the parent's, untouched by the child
         assert kept.execute_query("SELECT CONNECTION_ID()", return_one=True)[0] == kept_id
@@ -228,6 +215,8 @@ def _in_child(body: Callable[[], bytes], wait_s: float = 20) -> tuple[int | None
         try:
             os.write(write_fd, body())
             code = 0
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            os.write(write_fd, f"error: {exc!r}".encode())
         finally:
             os._exit(code)
     os.close(write_fd)
