@@ -390,7 +390,7 @@ class _RawConnection(Connection):
         """The pool's liveness check for a borrower: bounded as :meth:`ping`, and by
         ``timeout``, what is left of the borrower's deadline."""
         with self._bounded_reads(timeout):
-            super().ping(False)
+            self.ping(False)  # bounded again by connect_timeout: the tighter bound stays
 
     @contextlib.contextmanager
     def _bounded_reads(self, timeout: float | None = None) -> Iterator[None]:
