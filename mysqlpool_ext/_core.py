@@ -921,7 +921,7 @@ class PoolCore:
                     self.counters["connections_lost"] += 1
                 if recycled:
                     self.counters["connections_recycled"] += 1
-        if raw.__dict__.get("_mp_interrupted"):
+        if raw.__dict__.get("_mp_interrupted") is not None:
             # A statement given up mid-way (asyncio cancellation, a timeout) runs on, on the
             # server, until the server is told: its connection counts against max_size until
             # then, or a storm of timeouts on slow statements piles up server connections.

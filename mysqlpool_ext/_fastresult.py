@@ -229,6 +229,11 @@ def _read_failed(conn: Any, exc: BaseException, read: Callable[[int], bytes], si
             return read(size)
         except BaseException as again:  # noqa: BLE001 - sorted out below
             exc = again
+    if not isinstance(exc, OSError) or isinstance(exc, TimeoutError):
+        # Given up while the server works on the statement (an interrupt: Ctrl-C, a signal
+        # handler's exception; read_timeout): the server runs it on; the pool ends it there.
+        d = conn.__dict__
+        d["_mp_interrupted"] = d.get("_mp_last_sql")
     if isinstance(exc, OSError):
         raise _lost(conn, exc) from None
     conn._force_close()

@@ -292,6 +292,10 @@ def note_command(conn: Any, command: int, sql: bytes | str) -> None:
     """Per borrow: a command was sent; and whether its text may change untracked state."""
     d = conn.__dict__
     d["_mp_used"] = True
+    if command == COM_QUERY:
+        # Should its answer be given up (an interrupt, a read timeout), the pool ends it on the
+        # server and finds its session by this text (pool._Connector.end_on_server).
+        d["_mp_last_sql"] = sql
     open_savepoints = d.get("_mp_sp_open")
     if open_savepoints:
         _note_foreign(open_savepoints, d)
@@ -339,6 +343,7 @@ def clear_block_notes(d: dict[str, Any]) -> None:
     d.pop("_mp_sp_open", None)
     d.pop("_mp_tx_owner", None)
     d.pop("_mp_tx_rolled_back", None)
+    d.pop("_mp_last_sql", None)
 
 
 def closed_error(conn: Any, exc: BaseException | None) -> PoolClosedError:

@@ -213,6 +213,8 @@ class _Connector:
         server_id = raw.server_thread_id[0] if getattr(raw, "server_thread_id", None) else None
         where = (raw.host, raw.port) if self.topology is not None else (None, None)
         text = None
+        if isinstance(statement, str):
+            statement = statement.encode(raw.encoding or "utf-8", "surrogateescape")
         if isinstance(statement, (bytes, bytearray)):
             # The server lists a statement without its leading blanks.
             text = bytes(statement).lstrip()[:_KILL_MATCH]
